@@ -1,0 +1,57 @@
+"""Shared fixtures: a real S3 API (moto's server over HTTP) started by the tests."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import boto3
+import pytest
+from moto.server import ThreadedMotoServer
+
+pytest_plugins = ["tests.fixtures_emulator"]
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[str]:
+    """Start moto's S3 server on a free port for the whole session; yield its URL."""
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3_endpoint(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """moto's URL, with dummy AWS credentials in the environment."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    return moto_server
+
+
+@pytest.fixture
+def s3(s3_endpoint: str) -> Iterator[object]:
+    """A plain boto3 S3 client on moto, for arranging and inspecting buckets."""
+    client = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def bucket(s3: object, request: pytest.FixtureRequest) -> str:
+    """A fresh, empty bucket named after the test."""
+    import re
+    import uuid
+
+    name = re.sub(r"[^a-z0-9-]", "-", request.node.name.lower())[:40].strip("-")
+    name = f"{name}-{uuid.uuid4().hex[:8]}"
+    s3.create_bucket(Bucket=name)  # type: ignore[attr-defined]
+    return name

@@ -1,0 +1,4 @@
+"""A faithful fake of TMDB's movie API, and a generator of sample movies.csv files.
+
+The tests, the demo and the benchmarks all run against the emulator over real TCP.
+"""
