@@ -29,9 +29,17 @@ def _genres(text: str) -> tuple[str, ...]:
 
 def _selection_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("csv", metavar="CSV", help="movies.csv: a path or s3://bucket/key")
-    p.add_argument("--genres", type=_genres, default=("Sci-Fi", "Fantasy"), help="default: Sci-Fi,Fantasy")
-    p.add_argument("--votes-above", type=int, default=1000, help="keep movies with more votes (default 1000)")
-    p.add_argument("--s3-endpoint-url", default=os.environ.get("AWS_ENDPOINT_URL_S3"), help="default: $AWS_ENDPOINT_URL_S3")
+    p.add_argument(
+        "--genres", type=_genres, default=("Sci-Fi", "Fantasy"), help="default: Sci-Fi,Fantasy"
+    )
+    p.add_argument(
+        "--votes-above", type=int, default=1000, help="keep movies with more votes (default 1000)"
+    )
+    p.add_argument(
+        "--s3-endpoint-url",
+        default=os.environ.get("AWS_ENDPOINT_URL_S3"),
+        help="default: $AWS_ENDPOINT_URL_S3",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,13 +60,25 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--rate", type=float, default=40.0, help="requests per second (default 40)")
     run.add_argument("--concurrency", type=int, default=20, help="requests in flight (default 20)")
     run.add_argument("--batch-size", type=int, default=100, help="movies per file (default 100)")
-    run.add_argument("--run-id", help="resume this run; default: derived from the inputs and the date")
-    run.add_argument("--shard", type=str, default="0/1", help="I/N: only shard I of N (default 0/1)")
-    run.add_argument("--time-budget", type=float, help="seconds; stop in time, save, exit 3 if work is left")
-    run.add_argument("--tmdb-url", default=os.environ.get("TMDB_URL", DEFAULT_TMDB_URL), help="default: $TMDB_URL or TMDB's")
+    run.add_argument(
+        "--run-id", help="resume this run; default: derived from the inputs and the date"
+    )
+    run.add_argument(
+        "--shard", type=str, default="0/1", help="I/N: only shard I of N (default 0/1)"
+    )
+    run.add_argument(
+        "--time-budget", type=float, help="seconds; stop in time, save, exit 3 if work is left"
+    )
+    run.add_argument(
+        "--tmdb-url",
+        default=os.environ.get("TMDB_URL", DEFAULT_TMDB_URL),
+        help="default: $TMDB_URL or TMDB's",
+    )
     run.add_argument("--language", help="e.g. en-US")
     run.add_argument("--append-to-response", type=_genres, default=(), help="e.g. credits,videos")
-    run.add_argument("--json", action="store_true", help="print the summary as JSON on the last line")
+    run.add_argument(
+        "--json", action="store_true", help="print the summary as JSON on the last line"
+    )
 
     from tmdb_ingest.emulator.cli import add_arguments as add_emulator_arguments
 
@@ -93,7 +113,10 @@ def _cmd_select(args: argparse.Namespace) -> int:
     from tmdb_ingest.selection import select_ids
 
     selection = select_ids(
-        args.csv, genres=args.genres, votes_above=args.votes_above, s3_endpoint_url=args.s3_endpoint_url
+        args.csv,
+        genres=args.genres,
+        votes_above=args.votes_above,
+        s3_endpoint_url=args.s3_endpoint_url,
     )
     out = sys.stdout
     out.write("".join(f"{i}\n" for i in selection.ids))

@@ -43,7 +43,12 @@ class InputError(TmdbIngestError, ValueError):
 
 
 class FatalError(TmdbIngestError):
-    """The run had to stop. Data already landed stays landed; re-running resumes."""
+    """The run had to stop. Data already landed stays landed; re-running resumes.
+
+    ``summary`` holds the run's summary up to the stop, when the run had started.
+    """
+
+    summary: object | None = None
 
 
 class AuthError(FatalError):

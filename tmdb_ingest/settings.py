@@ -159,7 +159,8 @@ class Settings:
         prefix = self.prefix.strip("/")
         if not prefix or any(not part or part.startswith("_") for part in prefix.split("/")):
             raise ConfigError(
-                "prefix", f"must be a non-empty path whose parts do not start with '_': {self.prefix!r}"
+                "prefix",
+                f"must be a non-empty path whose parts do not start with '_': {self.prefix!r}",
             )
         object.__setattr__(self, "prefix", prefix)
         genres = tuple(g.strip() for g in self.genres if g and g.strip())
@@ -172,7 +173,8 @@ class Settings:
         _int("batch_size", self.batch_size, low=1, high=10_000)
         if self.run_id is not None and not _RUN_ID_RE.match(self.run_id):
             raise ConfigError(
-                "run_id", f"1-128 of A-Z a-z 0-9 . _ - starting with a letter or digit: {self.run_id!r}"
+                "run_id",
+                f"1-128 of A-Z a-z 0-9 . _ - starting with a letter or digit: {self.run_id!r}",
             )
         if not isinstance(self.shard, Shard):
             raise ConfigError("shard", f"must be a Shard, got {self.shard!r}")
@@ -181,8 +183,12 @@ class Settings:
         if not re.match(r"^https?://[^\s/]+", self.tmdb_url):
             raise ConfigError("tmdb_url", f"must be an http(s) URL, got {self.tmdb_url!r}")
         object.__setattr__(self, "tmdb_url", self.tmdb_url.rstrip("/"))
-        if self.s3_endpoint_url is not None and not re.match(r"^https?://\S+$", self.s3_endpoint_url):
-            raise ConfigError("s3_endpoint_url", f"must be an http(s) URL, got {self.s3_endpoint_url!r}")
+        if self.s3_endpoint_url is not None and not re.match(
+            r"^https?://\S+$", self.s3_endpoint_url
+        ):
+            raise ConfigError(
+                "s3_endpoint_url", f"must be an http(s) URL, got {self.s3_endpoint_url!r}"
+            )
         for name in ("api_key", "access_token"):
             value = getattr(self, name)
             if isinstance(value, str):
@@ -190,7 +196,9 @@ class Settings:
             elif value is not None and not isinstance(value, Secret):
                 raise ConfigError(name, "must be a string or Secret")
         if self.language is not None and not _LANGUAGE_RE.match(self.language):
-            raise ConfigError("language", f"expected xx or xx-XX such as en-US, got {self.language!r}")
+            raise ConfigError(
+                "language", f"expected xx or xx-XX such as en-US, got {self.language!r}"
+            )
         append = tuple(a.strip() for a in self.append_to_response if a.strip())
         if append and not _APPEND_RE.match(",".join(append)):
             raise ConfigError(

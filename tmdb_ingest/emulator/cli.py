@@ -1,0 +1,174 @@
+"""``tmdb-ingest emulate``: serve the TMDB emulator until Ctrl-C or SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+
+from tmdb_ingest.emulator.server import ALL_FAULTS, Emulator, EmulatorConfig, EmulatorStats
+
+__all__ = ["add_arguments", "config_from_args", "run"]
+
+_DEFAULTS = EmulatorConfig()
+
+
+def _probability(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text} is not a probability in [0, 1]")
+    return value
+
+
+def _faults(text: str) -> tuple[str, ...]:
+    kinds = tuple(k for k in (part.strip() for part in text.split(",")) if k)
+    unknown = sorted(set(kinds) - set(ALL_FAULTS))
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown fault kinds {unknown}; allowed: {','.join(ALL_FAULTS)}"
+        )
+    return kinds
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the emulator's options to ``parser``."""
+    parser.add_argument("--host", default=_DEFAULTS.host, help="default: 127.0.0.1")
+    parser.add_argument("--port", type=int, default=8765, help="default: 8765 (0: a free port)")
+    parser.add_argument(
+        "--latency-ms", type=float, default=0.0, metavar="MS", help="median latency (default 0)"
+    )
+    parser.add_argument(
+        "--latency-sigma",
+        type=float,
+        default=_DEFAULTS.latency_sigma,
+        help="lognormal sigma (default 0.5)",
+    )
+    parser.add_argument(
+        "--limit",
+        type=float,
+        default=None,
+        metavar="RPS",
+        help="requests per second before 429 (default: none)",
+    )
+    parser.add_argument(
+        "--retry-after",
+        choices=("always", "never", "mixed"),
+        default="always",
+        help="send Retry-After on 429 (default always)",
+    )
+    parser.add_argument(
+        "--missing-rate",
+        type=_probability,
+        default=_DEFAULTS.missing_rate,
+        metavar="P",
+        help="share of ids that are 404 (default 0.05)",
+    )
+    parser.add_argument(
+        "--fault-rate",
+        type=_probability,
+        default=0.0,
+        metavar="P",
+        help="chance of a transient fault per request (default 0)",
+    )
+    parser.add_argument(
+        "--faults",
+        type=_faults,
+        default=ALL_FAULTS,
+        metavar="A,B",
+        help=f"fault kinds (default all: {','.join(ALL_FAULTS)})",
+    )
+    parser.add_argument(
+        "--stall-s",
+        type=float,
+        default=_DEFAULTS.stall_s,
+        help="how long a stall lasts (default 30)",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="fixes bodies, missing ids, faults, latency (default 0)"
+    )
+    parser.add_argument(
+        "--api-key",
+        default=_DEFAULTS.api_key,
+        help=f"accepted api_key (default {_DEFAULTS.api_key})",
+    )
+    parser.add_argument(
+        "--access-token",
+        default=_DEFAULTS.access_token,
+        help=f"accepted Bearer token (default {_DEFAULTS.access_token})",
+    )
+
+
+def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
+    """The :class:`EmulatorConfig` the parsed options describe."""
+    return EmulatorConfig(
+        api_key=args.api_key or None,
+        access_token=args.access_token or None,
+        latency_ms=args.latency_ms,
+        latency_sigma=args.latency_sigma,
+        limit=args.limit,
+        retry_after=args.retry_after,
+        missing_rate=args.missing_rate,
+        fault_rate=args.fault_rate,
+        faults=args.faults,
+        stall_s=args.stall_s,
+        seed=args.seed,
+        host=args.host,
+        port=args.port,
+    )
+
+
+def _format_stats(stats: EmulatorStats) -> str:
+    statuses = ", ".join(f"{status}: {n}" for status, n in sorted(stats.by_status.items()))
+    faults = ", ".join(f"{kind}: {n}" for kind, n in sorted(stats.faults.items())) or "none"
+    return (
+        f"requests: {stats.requests} ({statuses or 'none'}); throttled: {stats.throttled}; "
+        f"max in flight: {stats.max_in_flight}; max per second: {stats.max_in_window(1.0)}; "
+        f"faults: {faults}"
+    )
+
+
+async def _serve(config: EmulatorConfig) -> EmulatorStats:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        async with Emulator(config) as emu:
+            auth = []
+            if config.api_key:
+                auth.append(f"TMDB_API_KEY={config.api_key}")
+            if config.access_token:
+                auth.append(f"TMDB_ACCESS_TOKEN={config.access_token}")
+            print(
+                f"TMDB emulator at {emu.url}  (TMDB_URL={emu.url} {' '.join(auth) or 'no auth'})"
+                "; Ctrl-C to stop",
+                flush=True,
+            )
+            await stop.wait()
+            return emu.stats
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Serve until Ctrl-C or SIGTERM, then print the stats; return the exit code.
+
+    0 after a clean stop, 2 for options the config rejects, 1 when it cannot listen.
+    """
+    try:
+        config = config_from_args(args)
+    except ValueError as exc:
+        print(f"tmdb-ingest emulate: error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        stats = asyncio.run(_serve(config))
+    except OSError as exc:
+        print(
+            f"tmdb-ingest emulate: cannot listen on {config.host}:{config.port}: {exc}",
+            file=sys.stderr,
+        )
+        return 1
+    print(_format_stats(stats), flush=True)
+    return 0
