@@ -29,6 +29,7 @@ import aiohttp
 
 from tmdb_ingest.batching import Batch, Batcher
 from tmdb_ingest.errors import FatalError
+from tmdb_ingest.ratelimit import RateLimiter
 from tmdb_ingest.settings import Settings
 from tmdb_ingest.sinks import LocalSink, S3Sink, Sink
 from tmdb_ingest.state import ReportEntry, RunState, derive_run_id, in_shard
@@ -120,6 +121,7 @@ async def ingest(
     today: dt.date | None = None,
     clock: Callable[[], float] = time.monotonic,
     started_at: float | None = None,
+    limiter: RateLimiter | None = None,
 ) -> Summary:
     """Fetch every id from TMDB and land it in the sink, exactly once; return the summary.
 
@@ -127,8 +129,10 @@ async def ingest(
     ``failed`` and never sent). Only the ids of ``settings.shard`` are processed. Ids
     already landed or reported by an earlier invocation of the same run are skipped.
     ``sink`` and ``session`` can be injected; otherwise they are made from ``settings``
-    and closed on return. Raises :class:`~tmdb_ingest.errors.FatalError` (with the
-    summary so far as ``.summary``) when the key is rejected or the sink fails.
+    and closed on return. ``limiter`` replaces the default :class:`RateLimiter` (for
+    benchmarks and tests: anything with ``acquire()``, ``pause(seconds)`` and
+    ``max_rate``). Raises :class:`~tmdb_ingest.errors.FatalError` (with the summary so
+    far as ``.summary``) when the key is rejected or the sink fails.
     """
     start = clock() if started_at is None else started_at
     settings.require_credentials()
@@ -150,7 +154,7 @@ async def ingest(
         state = await RunState.open(
             sink, prefix=settings.prefix, run_id=run_id, shard=settings.shard, today=day
         )
-        run = _Run(settings, state, clock=clock, start=start, progress=progress)
+        run = _Run(settings, state, clock=clock, start=start, progress=progress, limiter=limiter)
         return await run.execute(shard_ids, shard_malformed, session=session)
     raise AssertionError("unreachable")  # pragma: no cover (mypy: async with may swallow)
 
@@ -191,8 +195,10 @@ class _Run:
         clock: Callable[[], float],
         start: float,
         progress: Progress | None,
+        limiter: RateLimiter | None = None,
     ) -> None:
         self.settings = settings
+        self.limiter = limiter
         self.state = state
         self.clock = clock
         self.start = start
@@ -251,6 +257,7 @@ class _Run:
         client = TmdbClient(
             self.settings,
             session=session,
+            limiter=self.limiter,
             should_stop=self.should_stop,
             stop_retrying_at=lambda: self.soft_stop,
             clock=self.clock,
