@@ -1,0 +1,59 @@
+"""Helpers shared by the benchmarks: the machine description and a few small tools."""
+
+from __future__ import annotations
+
+import os
+import platform
+import socket
+import sys
+from importlib.metadata import PackageNotFoundError, version
+
+PACKAGES = ("tmdb-ingest", "aiohttp", "aiolimiter", "aiobotocore", "polars", "orjson", "tenacity")
+API_KEY = "test-api-key"  # the emulator's default valid key
+
+
+def valid_ids(n: int, *, first: int = 1) -> list[str]:
+    """``n`` well-formed IMDb ids, ``tt0000001`` onwards."""
+    return [f"tt{k:07d}" for k in range(first, first + n)]
+
+
+def cpu_model() -> str:
+    """The CPU model name from /proc/cpuinfo, or the platform's processor string."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def machine_lines() -> list[str]:
+    """Markdown bullet lines describing the machine and the package versions."""
+    versions = []
+    for name in PACKAGES:
+        try:
+            versions.append(f"{name} {version(name)}")
+        except PackageNotFoundError:
+            versions.append(f"{name} (not installed)")
+    return [
+        f"- CPU: {os.cpu_count()} cores, {cpu_model()}",
+        f"- OS: {platform.system()} {platform.release()} ({platform.machine()})",
+        f"- Python: {sys.version.split()[0]} ({platform.python_implementation()})",
+        f"- Packages: {', '.join(versions)}",
+    ]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def env_int(name: str, default: int) -> int:
+    """An integer from the environment variable ``name``, or ``default``."""
+    raw = os.environ.get(name, "").strip()
+    return int(raw) if raw else default
