@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import itertools
 import random
 
 import pytest
@@ -32,7 +33,9 @@ def busiest_window(times: list[float], window: float = 1.0) -> int:
     return max(bisect.bisect_left(times, t + window) - i for i, t in enumerate(times))
 
 
-async def grant_times(limiter: RateLimiter, clock: FakeClock, n: int, workers: int = 10) -> list[float]:
+async def grant_times(
+    limiter: RateLimiter, clock: FakeClock, n: int, workers: int = 10
+) -> list[float]:
     times: list[float] = []
     remaining = iter(range(n))
 
@@ -50,7 +53,7 @@ async def test_first_second_has_no_burst() -> None:
     clock = FakeClock()
     limiter = RateLimiter(40, clock=clock, sleep=clock.sleep)
     times = await grant_times(limiter, clock, 80)
-    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     assert min(gaps) >= 1 / 40 - 1e-9
     assert busiest_window(times) <= 40
 
@@ -97,7 +100,7 @@ async def test_idle_time_is_not_saved_up_as_a_burst() -> None:
     await grant_times(limiter, clock, 5)
     clock.now += 10.0
     times = await grant_times(limiter, clock, 10)
-    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     assert min(gaps) >= 0.5 / 10 - 1e-9
     assert busiest_window(times) <= 10
 

@@ -32,7 +32,7 @@ class _CompatResponse(aiohttp.ClientResponse):
         super().__init__(method, url, **kwargs)
 
 
-class aioresponses(_aioresponses):  # noqa: N801 (keeps the library's name)
+class aioresponses(_aioresponses):
     """aioresponses with a response class that works on every supported aiohttp."""
 
     def add(self, *args: Any, **kwargs: Any) -> None:
