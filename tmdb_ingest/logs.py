@@ -64,19 +64,24 @@ class JsonFormatter(logging.Formatter):
 
 def configure_logging(
     secrets: Iterable[str] = (), *, verbose: bool = False, json: bool = False
-) -> None:
-    """Send tmdb_ingest's (and its dependencies') logs to stderr, secrets redacted."""
+) -> logging.Handler:
+    """Send tmdb_ingest's logs (and dependencies' warnings) to stderr, secrets redacted.
+
+    Installs one handler of its own on the root logger, replacing the one a previous
+    call installed (a warm Lambda container calls this once per invocation), and leaves
+    other handlers alone. Returns the handler.
+    """
     root = logging.getLogger()
-    if not root.handlers:
-        root.addHandler(logging.StreamHandler())
-    redact = RedactingFilter(secrets)
-    for handler in root.handlers:
-        for old in [f for f in handler.filters if isinstance(f, RedactingFilter)]:
-            handler.removeFilter(old)
-        handler.addFilter(redact)
-        if json:
-            handler.setFormatter(JsonFormatter())
-        else:
-            handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    root.setLevel(logging.WARNING)
+    for old in [h for h in root.handlers if getattr(h, "_tmdb_ingest", False)]:
+        root.removeHandler(old)
+    handler = logging.StreamHandler()
+    handler._tmdb_ingest = True  # type: ignore[attr-defined]
+    handler.addFilter(RedactingFilter(secrets))
+    handler.setFormatter(
+        JsonFormatter() if json else logging.Formatter("%(asctime)s %(levelname)s %(message)s")
+    )
+    root.addHandler(handler)
+    if root.level == logging.NOTSET or root.level > logging.WARNING:
+        root.setLevel(logging.WARNING)
     logging.getLogger("tmdb_ingest").setLevel(logging.DEBUG if verbose else logging.INFO)
+    return handler

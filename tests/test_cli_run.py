@@ -1,0 +1,178 @@
+"""`tmdb-ingest run` end to end: exit codes, the JSON summary, secrets, and SIGKILL resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.helpers import read_dir, read_s3
+from tmdb_ingest.cli import main
+from tmdb_ingest.emulator.sample import generate_movies_csv
+from tmdb_ingest.emulator.server import EmulatorConfig, EmulatorThread
+from tmdb_ingest.selection import select_ids
+
+SUMMARY_FIELDS = [
+    "run_id", "shard", "selected", "skipped", "fetched", "not_found", "failed", "batches",
+    "requests", "retries", "throttled", "elapsed_s", "done", "report",
+]  # fmt: skip
+KEY = "test-api-key"
+
+
+@pytest.fixture(scope="module")
+def csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("csv") / "movies.csv"
+    generate_movies_csv(path, movies=5000, seed=5)
+    return path
+
+
+@pytest.fixture
+def tmdb(monkeypatch: pytest.MonkeyPatch) -> Iterator[EmulatorThread]:
+    with EmulatorThread(EmulatorConfig(latency_ms=10)) as emu:
+        monkeypatch.setenv("TMDB_API_KEY", KEY)
+        monkeypatch.delenv("TMDB_ACCESS_TOKEN", raising=False)
+        yield emu
+
+
+def last_json_line(text: str) -> dict[str, Any]:
+    return dict(json.loads(text.strip().splitlines()[-1]))
+
+
+def test_run_prints_the_json_summary_last_and_exits_0(
+    csv: Path, tmdb: EmulatorThread, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`run --json` exits 0 and prints exactly the documented fields on the last line."""
+    out = tmp_path / "out"
+    argv = ["run", str(csv), "--out-dir", str(out), "--tmdb-url", tmdb.url, "--rate", "200"]
+    code = main([*argv, "--json"])
+    captured = capsys.readouterr()
+    summary = last_json_line(captured.out)
+    assert code == 0
+    assert list(summary) == SUMMARY_FIELDS
+    assert summary["done"] is True
+    selected = select_ids(csv).ids
+    assert summary["selected"] == len(selected)
+    read_dir(out).assert_exactly_once(selected)
+    assert KEY not in captured.out + captured.err
+
+
+def test_run_to_s3_with_a_time_budget_exits_3_then_resumes_to_0(
+    csv: Path,
+    tmdb: EmulatorThread,
+    s3: Any,
+    bucket: str,
+    s3_endpoint: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A budget too short for the job exits 3; the same command again finishes with exit 0."""
+    argv = ["run", str(csv), "--bucket", bucket, "--s3-endpoint-url", s3_endpoint]
+    argv += ["--tmdb-url", tmdb.url, "--rate", "20", "--json"]
+    started = time.monotonic()
+    assert main([*argv, "--time-budget", "3"]) == 3
+    assert time.monotonic() - started < 3.5
+    first = last_json_line(capsys.readouterr().out)
+    assert first["done"] is False
+    assert main([*argv, "--rate", "400"]) == 0
+    second = last_json_line(capsys.readouterr().out)
+    assert second["run_id"] == first["run_id"]
+    assert second["skipped"] == first["fetched"] + first["not_found"] + first["failed"]
+    read_s3(s3, bucket).assert_exactly_once(select_ids(csv).ids)
+
+
+def test_a_rejected_key_exits_1_with_one_line_and_no_secret(
+    csv: Path, tmdb: EmulatorThread, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """A wrong key exits 1 with a one-line reason, no traceback, the key nowhere."""
+    secret = "wrong-key-0123456789"
+    monkeypatch.setenv("TMDB_API_KEY", secret)
+    code = main(["run", str(csv), "--out-dir", str(tmp_path), "--tmdb-url", tmdb.url])
+    captured = capsys.readouterr()
+    assert code == 1
+    fatal = [line for line in captured.err.splitlines() if line.startswith("tmdb-ingest:")]
+    assert len(fatal) == 1 and "rejected" in fatal[0]  # noqa: PT018
+    assert "Traceback" not in captured.err
+    assert secret not in captured.out + captured.err
+    assert tmdb.stats.requests <= 3
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--rate", "0"], "rate"),
+        (["--batch-size", "0"], "batch_size"),
+        (["--shard", "5/4"], "shard"),
+        (["--run-id", "bad id!"], "run_id"),
+    ],
+)
+def test_bad_options_exit_2_before_any_request(
+    argv: list[str], message: str, csv: Path, tmdb: EmulatorThread, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    """A bad setting exits 2 with a message naming the field, and TMDB is never asked."""
+    code = main(["run", str(csv), "--out-dir", str(tmp_path), "--tmdb-url", tmdb.url, *argv])
+    assert code == 2
+    assert message in capsys.readouterr().err
+    assert tmdb.stats.requests == 0
+
+
+def test_a_bad_csv_exits_2_before_any_request(
+    tmdb: EmulatorThread, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A comma-delimited file exits 2 with a one-line error before any request."""
+    bad = tmp_path / "movies.csv"
+    bad.write_text("id,genero,numeroVotos\ntt0076759,Sci-Fi,5000\n")
+    code = main(["run", str(bad), "--out-dir", str(tmp_path / "o"), "--tmdb-url", tmdb.url])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "delimit" in err and "Traceback" not in err  # noqa: PT018
+    assert tmdb.stats.requests == 0
+
+
+def test_missing_credentials_exit_2(
+    csv: Path, tmdb: EmulatorThread, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    """Without TMDB_API_KEY or TMDB_ACCESS_TOKEN the run exits 2 and says what to set."""
+    monkeypatch.delenv("TMDB_API_KEY")
+    code = main(["run", str(csv), "--out-dir", str(tmp_path), "--tmdb-url", tmdb.url])
+    assert code == 2
+    assert "TMDB_API_KEY" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_sigkill_at_random_moments_then_rerun_ends_exactly_once(
+    seed: int, csv: Path, tmdb: EmulatorThread, tmp_path: Path
+) -> None:
+    """Killing the process with SIGKILL at random moments, then re-running, lands every id
+    exactly once."""
+    rng = random.Random(seed)
+    out = tmp_path / "out"
+    env = {**os.environ, "TMDB_API_KEY": KEY}
+    argv = [sys.executable, "-m", "tmdb_ingest", "run", str(csv), "--out-dir", str(out)]
+    argv += ["--tmdb-url", tmdb.url, "--rate", "60", "--batch-size", "7", "--run-id", "kill"]
+    for _ in range(4):
+        proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            proc.wait(timeout=rng.uniform(1.0, 2.5))
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGKILL)
+        finally:
+            proc.wait()
+            assert proc.stderr is not None
+            proc.stderr.close()
+    final = subprocess.run([*argv, "--json"], env=env, capture_output=True, text=True, timeout=120)
+    assert final.returncode == 0, final.stderr
+    summary = last_json_line(final.stdout)
+    assert summary["done"] is True
+    assert summary["skipped"] > 0  # the killed runs had landed part of the work
+    read_dir(out).assert_exactly_once(select_ids(csv).ids)
