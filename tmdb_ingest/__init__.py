@@ -1,10 +1,55 @@
-"""tmdb_ingest: pull movie details from TMDB into S3 as JSON batches, fast and exactly once."""
+"""tmdb_ingest: pull movie details from TMDB into S3 as JSON batches, fast and exactly once.
+
+The public face::
+
+    from tmdb_ingest import Settings, ingest_csv
+
+    settings = Settings(bucket="my-lake", api_key="...")
+    summary = await ingest_csv("movies.csv", settings)   # or ingest(ids, settings)
+
+Everything else lives in modules named for one idea each: ``selection``, ``tmdb``,
+``ratelimit``, ``batching``, ``sinks``, ``state``, ``pipeline``, ``cli``,
+``lambda_handler`` and ``emulator``.
+"""
 
 from importlib.metadata import PackageNotFoundError, version
 
+from tmdb_ingest.errors import (
+    AuthError,
+    ConfigError,
+    FatalError,
+    InputError,
+    SinkError,
+    TmdbIngestError,
+)
+from tmdb_ingest.pipeline import Summary, ingest, ingest_csv
+from tmdb_ingest.selection import Selection, select_ids, select_ids_async
+from tmdb_ingest.settings import Secret, Settings, Shard
+from tmdb_ingest.sinks import LocalSink, S3Sink, Sink
+
 try:
     __version__ = version("tmdb-ingest")
-except PackageNotFoundError:  # running from a source tree that is not installed
+except PackageNotFoundError:  # a source tree that is not installed
     __version__ = "0.0.0"
 
-__all__ = ["__version__"]
+__all__ = [
+    "AuthError",
+    "ConfigError",
+    "FatalError",
+    "InputError",
+    "LocalSink",
+    "S3Sink",
+    "Secret",
+    "Selection",
+    "Settings",
+    "Shard",
+    "Sink",
+    "SinkError",
+    "Summary",
+    "TmdbIngestError",
+    "__version__",
+    "ingest",
+    "ingest_csv",
+    "select_ids",
+    "select_ids_async",
+]
