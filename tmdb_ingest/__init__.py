@@ -12,9 +12,14 @@ Everything else lives in modules named for one idea each: ``selection``, ``tmdb`
 ``lambda_handler`` and ``emulator``.
 """
 
-from importlib.metadata import PackageNotFoundError, version
+import time as _time
 
-from tmdb_ingest.errors import (
+# When the process started using the package: the CLI counts its time budget from here.
+_STARTED_AT = _time.monotonic()
+
+from importlib.metadata import PackageNotFoundError, version  # noqa: E402
+
+from tmdb_ingest.errors import (  # noqa: E402
     AuthError,
     ConfigError,
     FatalError,
@@ -22,10 +27,10 @@ from tmdb_ingest.errors import (
     SinkError,
     TmdbIngestError,
 )
-from tmdb_ingest.pipeline import Summary, ingest, ingest_csv
-from tmdb_ingest.selection import Selection, select_ids, select_ids_async
-from tmdb_ingest.settings import Secret, Settings, Shard
-from tmdb_ingest.sinks import LocalSink, S3Sink, Sink
+from tmdb_ingest.pipeline import Summary, ingest, ingest_csv  # noqa: E402
+from tmdb_ingest.selection import Selection, select_ids, select_ids_async  # noqa: E402
+from tmdb_ingest.settings import Secret, Settings, Shard  # noqa: E402
+from tmdb_ingest.sinks import LocalSink, S3Sink, Sink  # noqa: E402
 
 try:
     __version__ = version("tmdb-ingest")

@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 
+import tmdb_ingest
 from tmdb_ingest.errors import ConfigError, FatalError, InputError, TmdbIngestError
 from tmdb_ingest.pipeline import Summary
 from tmdb_ingest.settings import DEFAULT_PREFIX, DEFAULT_TMDB_URL, Settings, Shard
@@ -104,7 +105,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     configure_logging(settings.secrets(), verbose=args.verbose)
     try:
         with progress_for(sys.stderr) as progress:
-            summary = asyncio.run(ingest_csv(args.csv, settings, progress=progress))
+            started = tmdb_ingest._STARTED_AT  # the budget counts from start-up
+            summary = asyncio.run(
+                ingest_csv(args.csv, settings, progress=progress, started_at=started)
+            )
     except FatalError as exc:
         if args.json and isinstance(exc.summary, Summary):
             _print_summary(exc.summary, as_json=True)

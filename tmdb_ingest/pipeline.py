@@ -28,7 +28,7 @@ from typing import Any, Protocol
 import aiohttp
 
 from tmdb_ingest.batching import Batch, Batcher
-from tmdb_ingest.errors import FatalError
+from tmdb_ingest.errors import FatalError, SinkError
 from tmdb_ingest.ratelimit import RateLimiter
 from tmdb_ingest.settings import Settings
 from tmdb_ingest.sinks import LocalSink, S3Sink, Sink
@@ -276,7 +276,7 @@ class _Run:
             self._flush()
             for _ in uploaders:
                 self.uploads.put_nowait(None)
-            await asyncio.gather(*uploaders, return_exceptions=True)
+            await self._finish_uploads(uploaders)
             with contextlib.suppress(asyncio.CancelledError):
                 await ticker
         report = None
@@ -292,6 +292,19 @@ class _Run:
             self.fatal.summary = summary
             raise self.fatal
         return summary
+
+    async def _finish_uploads(self, uploaders: list[asyncio.Task[None]]) -> None:
+        # With a budget, uploads still running when it is nearly spent are cancelled: a
+        # manifest without its data file only means those ids are fetched again next time.
+        timeout = None
+        if self.settings.time_budget is not None:
+            timeout = max(0.0, self.start + self.settings.time_budget - 0.5 - self.clock())
+        _done, pending = await asyncio.wait(uploaders, timeout=timeout)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*uploaders, return_exceptions=True)
+        if pending:
+            log.warning("time budget: %d uploads cancelled; the next run redoes them", len(pending))
 
     async def _fetch_all(self, client: TmdbClient, todo: list[str]) -> None:
         if not todo:
@@ -398,8 +411,8 @@ class _Run:
                 self.upload_room.set()
             if item is None:
                 return
-            if self.fatal is not None:
-                continue  # the sink failed or the run stopped: leave it for the next run
+            if isinstance(self.fatal, SinkError):
+                continue  # the sink is failing: leave the rest to the next invocation
             kind, payload = item
             name = self.namer.next()
             try:
