@@ -88,6 +88,10 @@ class Result:
         return self.requests / self.elapsed_s
 
     @property
+    def ids_per_s(self) -> float:
+        return self.completed / self.elapsed_s
+
+    @property
     def projected_s(self) -> float:
         """Time for ``n`` ids at the measured pace (the measured time when measured_n == n)."""
         return self.elapsed_s * self.n / self.measured_n
@@ -104,9 +108,10 @@ async def _ingest(ids: list[str], url: str, out: Path, limiter: object | None) -
 
 def run_pipeline(name: str, ids: list[str], limiter: object | None = None) -> Result:
     """Run :func:`ingest` on ``ids`` against a fresh emulator; measure it."""
-    with tempfile.TemporaryDirectory(prefix="bench-tp-") as tmp, EmulatorThread(
-        emulator_config()
-    ) as emu:
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-tp-") as tmp,
+        EmulatorThread(emulator_config()) as emu,
+    ):
         started = time.perf_counter()
         summary = asyncio.run(_ingest(ids, emu.url, Path(tmp), limiter))
         elapsed = time.perf_counter() - started
@@ -128,9 +133,10 @@ def run_pipeline(name: str, ids: list[str], limiter: object | None = None) -> Re
 
 def run_sequential(name: str, ids: list[str], n_for: int) -> Result:
     """The original job: one request at a time; batches of 100 written as they fill."""
-    with tempfile.TemporaryDirectory(prefix="bench-seq-") as tmp, EmulatorThread(
-        emulator_config()
-    ) as emu:
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-seq-") as tmp,
+        EmulatorThread(emulator_config()) as emu,
+    ):
         out = Path(tmp)
         batch: list[object] = []
         files = completed = 0
@@ -197,16 +203,17 @@ def run(report: list[str], *, n: int | None = None, sequential_n: int | None = N
         "Targets for ours: share of ideal >= 0.95, no 429, at most 40 requests in any 1 s "
         "window, at most 20 in flight.",
         "",
-        "| variant | time for N (s) | req/s | share of ideal | ids done | 429s "
+        "| variant | time for N (s) | ids/s | req/s | share of ideal | ids done | 429s "
         "| max in any 1 s | max in flight |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         extrapolated = r.measured_n != r.n
         shown_time = f"{r.projected_s:.1f}" + (" (extrapolated)" if extrapolated else "")
         done = f"{r.completed:,} / {r.measured_n:,}"
         report.append(
-            f"| {r.name} | {shown_time} | {r.rps:.1f} | {ideal / r.projected_s:.3f} | {done} "
+            f"| {r.name} | {shown_time} | {r.ids_per_s:.1f} | {r.rps:.1f} "
+            f"| {ideal / r.projected_s:.3f} | {done} "
             f"| {r.throttled} | {r.max_in_window} | {r.max_in_flight} |"
         )
     report += [

@@ -104,6 +104,7 @@ def open_sink(settings: Settings) -> Sink | S3Sink:
     if settings.bucket is not None:
         return S3Sink(
             settings.bucket,
+            check_prefix=f"{settings.prefix}/_state/",
             endpoint_url=settings.s3_endpoint_url,
             max_pool_connections=settings.upload_concurrency * 2 + 4,
         )
@@ -216,6 +217,8 @@ class _Run:
         self.fetched = self.not_found = self.failed = self.batches = 0
         self.seen_fetched = self.seen_not_found = self.seen_failed = 0
         self.client: TmdbClient | None = None
+        self.first_taken = False
+        self.first_answer = asyncio.Event()
 
     # -- stopping -----------------------------------------------------------------------
 
@@ -261,6 +264,7 @@ class _Run:
             should_stop=self.should_stop,
             stop_retrying_at=lambda: self.soft_stop,
             clock=self.clock,
+            on_answer=self._answered,
         )
         self.client = client
         uploaders = [
@@ -306,24 +310,19 @@ class _Run:
         if pending:
             log.warning("time budget: %d uploads cancelled; the next run redoes them", len(pending))
 
+    def _answered(self) -> None:
+        # call_soon: a 401 is recorded as fatal before the other workers wake up
+        asyncio.get_running_loop().call_soon(self.first_answer.set)
+
     async def _fetch_all(self, client: TmdbClient, todo: list[str]) -> None:
         if not todo:
-            return
-        # One request alone first: a rejected key then costs one request, not one per worker.
-        first, rest = todo[0], todo[1:]
-        timeout = None if self.hard_stop is None else max(0.0, self.hard_stop - self.clock())
-        try:
-            carry_on = await asyncio.wait_for(self._fetch_one(client, first), timeout)
-        except TimeoutError:
-            carry_on = False  # hard stop during the first request: it stays unresolved
-        if not carry_on or not rest:
             return
         ids: asyncio.Queue[str | None] = asyncio.Queue(maxsize=self.settings.concurrency * 2)
         workers = [
             asyncio.create_task(self._worker(client, ids), name=f"fetch-{n}")
             for n in range(self.settings.concurrency)
         ]
-        producer = asyncio.create_task(self._produce(rest, ids, len(workers)), name="producer")
+        producer = asyncio.create_task(self._produce(todo, ids, len(workers)), name="producer")
         tasks = [producer, *workers]
         timeout = None if self.hard_stop is None else max(0.0, self.hard_stop - self.clock())
         done, pending = await asyncio.wait(tasks, timeout=timeout)
@@ -354,6 +353,11 @@ class _Run:
             imdb_id = await ids.get()
             if imdb_id is None:
                 return
+            if self.first_taken:
+                # The first request goes alone: a rejected key then costs one request, not
+                # one per worker. The others start as soon as it has any answer.
+                await self.first_answer.wait()
+            self.first_taken = True
             if self.should_stop() or not await self._fetch_one(client, imdb_id):
                 break
         # Stopping: keep draining so that the producer is never stuck on a full queue.

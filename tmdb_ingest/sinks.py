@@ -166,8 +166,10 @@ class S3Sink:
         max_pool_connections: int = 10,
         client: Any = None,
         attempts: int = 4,
+        check_prefix: str = "",
     ) -> None:
         self.bucket = bucket
+        self._check_prefix = check_prefix
         self._endpoint_url = endpoint_url
         self._region = region_name
         self._pool = max_pool_connections
@@ -264,7 +266,11 @@ class S3Sink:
         from botocore.exceptions import ClientError
 
         try:
-            await self.client.head_bucket(Bucket=self.bucket)
+            # A one-key listing under the run's own prefix, not HeadBucket: HeadBucket needs
+            # s3:ListBucket on the whole bucket, which a least-privilege role does not have.
+            await self.client.list_objects_v2(
+                Bucket=self.bucket, Prefix=self._check_prefix, MaxKeys=1
+            )
         except ClientError as exc:
             code = _error_code(exc)
             if code in ("404", "NoSuchBucket", "HTTP 404"):

@@ -73,6 +73,24 @@ class RequestStats:
     max_in_flight: int = 0
 
 
+MAX_THROTTLED = 30
+
+
+@dataclass(slots=True)
+class _Tally:
+    """Attempts of one fetch, by kind, and the backoff slept so far."""
+
+    attempts: int = 0
+    errors: int = 0
+    throttles: int = 0
+    waited: float = 0.0
+
+    @staticmethod
+    def throttled_last(state: RetryCallState) -> bool:
+        exc = state.outcome.exception() if state.outcome else None
+        return isinstance(exc, _Retryable) and exc.reason.startswith("HTTP 429")
+
+
 class _Retryable(Exception):
     """An answer worth trying again (429, 5xx, timeout, reset, bad body)."""
 
@@ -131,6 +149,7 @@ class TmdbClient:
         stop_retrying_at: Callable[[], float | None] = lambda: None,
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
+        on_answer: Callable[[], None] | None = None,
     ) -> None:
         if not settings.api_key and not settings.access_token:
             raise ConfigError("api_key", "set TMDB_API_KEY or TMDB_ACCESS_TOKEN")
@@ -143,6 +162,7 @@ class TmdbClient:
         self._stop_retrying_at = stop_retrying_at
         self._clock = clock
         self._rng = rng or random.Random()
+        self._on_answer = on_answer
         self.stats = RequestStats()
         self._params: dict[str, str] = {}
         self._headers = {"Accept": "application/json"}
@@ -255,62 +275,70 @@ class TmdbClient:
         # sharing the key do not come back in lockstep.
         return 1.0 + self._rng.random()
 
-    def _wait(self, state: RetryCallState) -> float:
-        exc = state.outcome.exception() if state.outcome else None
-        if isinstance(exc, _Retryable) and exc.reason.startswith("HTTP 429"):
-            # The limiter already holds every worker until the pause ends.
-            return self._rng.uniform(0.0, 0.2)
-        s = self._settings
-        ceiling = min(s.backoff_max, s.backoff_initial * 2 ** (state.attempt_number - 1))
-        return float(self._rng.uniform(ceiling / 2, ceiling))  # "equal jitter"
-
-    def _stop(self, state: RetryCallState) -> bool:
-        s = self._settings
-        if state.attempt_number >= s.max_attempts:
-            return True
-        upcoming = state.upcoming_sleep
-        if (state.seconds_since_start or 0.0) + upcoming > s.max_retry_wait:
-            return True
-        limit = self._stop_retrying_at()
-        if self._should_stop() or (limit is not None and self._clock() + upcoming > limit):
-            raise _Stopped
-        return False
-
     async def fetch(self, imdb_id: str) -> FetchResult:
         """Ask TMDB for one movie, with retries; return what became of it.
 
-        Raises :class:`~tmdb_ingest.errors.AuthError` on 401. Never raises for a per-movie
-        problem: those come back as ``failed`` with the last reason.
+        Errors (5xx, timeouts, resets, bad bodies) are retried with exponential backoff
+        and "equal jitter", at most ``max_attempts`` times and ``max_retry_wait`` seconds
+        of backoff in all. A 429 is not the movie's fault: the shared limiter holds every
+        worker for ``Retry-After``, and throttled attempts count against a separate, larger
+        bound (``MAX_THROTTLED``). Raises :class:`~tmdb_ingest.errors.AuthError` on 401.
+        Never raises for a per-movie problem: those come back as ``failed`` with the last
+        reason.
         """
         url = self.url_for(imdb_id)
-        attempts = 0
+        tally = _Tally()
 
         async def attempt() -> FetchResult:
-            nonlocal attempts
-            attempts += 1
-            return await self._attempt(imdb_id, url)
+            tally.attempts += 1
+            try:
+                return await self._attempt(imdb_id, url)
+            except _Retryable as exc:
+                if exc.retry_after is not None or exc.reason.startswith("HTTP 429"):
+                    tally.throttles += 1
+                else:
+                    tally.errors += 1
+                raise
+            finally:
+                if self._on_answer is not None:
+                    self._on_answer()
+
+        def wait(state: RetryCallState) -> float:
+            if tally.throttled_last(state):
+                return self._rng.uniform(0.0, 0.2)  # the limiter already holds everyone
+            s = self._settings
+            ceiling = min(s.backoff_max, s.backoff_initial * 2 ** max(0, tally.errors - 1))
+            return float(self._rng.uniform(ceiling / 2, ceiling))
+
+        def stop(state: RetryCallState) -> bool:
+            s = self._settings
+            upcoming = state.upcoming_sleep
+            if tally.throttled_last(state):
+                if tally.throttles >= MAX_THROTTLED:
+                    return True
+            elif tally.errors >= s.max_attempts or tally.waited + upcoming > s.max_retry_wait:
+                return True
+            limit = self._stop_retrying_at()
+            if self._should_stop() or (limit is not None and self._clock() + upcoming > limit):
+                raise _Stopped
+            tally.waited += 0.0 if tally.throttled_last(state) else upcoming
+            return False
 
         retrying = AsyncRetrying(
-            retry=retry_if_exception_type(_Retryable),
-            wait=self._wait,
-            stop=self._stop,
-            reraise=False,
+            retry=retry_if_exception_type(_Retryable), wait=wait, stop=stop, reraise=False
         )
         try:
             result: FetchResult = await retrying(attempt)
         except RetryError as exc:
             last = exc.last_attempt.exception()
-            reason = last.reason if isinstance(last, _Retryable) else repr(type(last).__name__)
-            self.stats.retries += max(0, attempts - 1)
-            return FetchResult(imdb_id, Outcome.FAILED, reason=reason, attempts=attempts)
+            reason = last.reason if isinstance(last, _Retryable) else type(last).__name__
+            result = FetchResult(imdb_id, Outcome.FAILED, reason=reason)
         except _Final as exc:
-            self.stats.retries += max(0, attempts - 1)
-            return FetchResult(imdb_id, Outcome.FAILED, reason=exc.reason, attempts=attempts)
+            result = FetchResult(imdb_id, Outcome.FAILED, reason=exc.reason)
         except _Stopped:
-            self.stats.retries += max(0, attempts - 1)
-            return FetchResult(imdb_id, Outcome.UNRESOLVED, attempts=attempts)
-        self.stats.retries += max(0, attempts - 1)
-        return FetchResult(imdb_id, result.outcome, result.body, result.reason, attempts)
+            result = FetchResult(imdb_id, Outcome.UNRESOLVED)
+        self.stats.retries += max(0, tally.attempts - 1)
+        return FetchResult(imdb_id, result.outcome, result.body, result.reason, tally.attempts)
 
     def describe(self) -> dict[str, Any]:
         """Counters for the summary."""

@@ -1,0 +1,81 @@
+"""``python -m benchmarks`` (``make bench``): every benchmark, then ``docs/benchmarks.md``.
+
+Each benchmark runs ours side by side with its baselines in the same run, on this
+machine. ``--quick`` runs small sizes (a smoke test of the benchmarks themselves; its
+numbers are not the documented ones). Sizes can also be set with ``BENCH_THROUGHPUT_N``,
+``BENCH_SEQUENTIAL_N``, ``BENCH_MEMORY_N`` and ``BENCH_MEMORY_NAIVE=0``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+import time
+from pathlib import Path
+
+from benchmarks import bench_memory, bench_selection, bench_throughput
+from benchmarks._common import machine_lines
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCHMARKS = ("throughput", "memory", "selection")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmarks; write the markdown page; return the exit code."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke test")
+    parser.add_argument(
+        "--only", default=",".join(BENCHMARKS), help=f"comma-separated: {','.join(BENCHMARKS)}"
+    )
+    parser.add_argument(
+        "--out", type=Path, default=ROOT / "docs" / "benchmarks.md", help="the page to write"
+    )
+    args = parser.parse_args(argv)
+    only = [name.strip() for name in args.only.split(",") if name.strip()]
+    unknown = sorted(set(only) - set(BENCHMARKS))
+    if unknown:
+        parser.error(f"--only: unknown benchmarks {unknown}; choose from {','.join(BENCHMARKS)}")
+
+    command = "python -m benchmarks" + (" --quick" if args.quick else "")
+    if args.only != ",".join(BENCHMARKS):
+        command += f" --only {args.only}"
+    started = time.perf_counter()
+    sections: list[str] = []
+    if "throughput" in only:
+        if args.quick:
+            bench_throughput.run(sections, n=400, sequential_n=40)
+        else:
+            bench_throughput.run(sections)
+    if "memory" in only:
+        bench_memory.run(sections, n=20_000 if args.quick else None)
+    if "selection" in only:
+        bench_selection.run(sections, repeats=1 if args.quick else 3)
+    took = time.perf_counter() - started
+
+    page = [
+        "# Benchmarks",
+        "",
+        "Measured on this machine by `make bench`, ours side by side with the baselines in "
+        "the same run. Regenerate with:",
+        "",
+        "```",
+        f"{command}    # `make bench` runs `.venv/bin/python -m benchmarks`",
+        "```",
+        "",
+        f"Run on {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, {took / 60:.1f} minutes in all.",
+        "",
+        *machine_lines(),
+        "",
+    ]
+    if args.quick:
+        page += ["**Quick run: small sizes, not the documented numbers.**", ""]
+    page += sections
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text("\n".join(page).rstrip() + "\n", encoding="utf-8")
+    print(f"wrote {args.out} ({took:.0f} s)", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
