@@ -197,6 +197,9 @@ class Emulator:
         app = web.Application()
         app.router.add_get("/3/movie/{imdb_id}", self._movie)
         app.router.add_get("/3/find/{imdb_id}", self._find)
+        # Also without the version segment, for a --tmdb-url given without "/3".
+        app.router.add_get("/movie/{imdb_id}", self._movie)
+        app.router.add_get("/find/{imdb_id}", self._find)
         app.router.add_route("*", "/{tail:.*}", self._unknown)
         # handler_cancellation: a client that gives up on a stall cancels the handler, so
         # nothing lingers until shutdown.
