@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import socket
+import subprocess
 import sys
+import urllib.request
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
 PACKAGES = ("tmdb-ingest", "aiohttp", "aiolimiter", "aiobotocore", "polars", "orjson", "tenacity")
 API_KEY = "test-api-key"  # the emulator's default valid key
@@ -57,3 +61,48 @@ def env_int(name: str, default: int) -> int:
     """An integer from the environment variable ``name``, or ``default``."""
     raw = os.environ.get(name, "").strip()
     return int(raw) if raw else default
+
+
+class EmulatorProcess:
+    """The TMDB emulator in its own process (``python -m tmdb_ingest emulate``).
+
+    Its own process, so that its arrival time stamps are not delayed by the client
+    holding the interpreter lock. Counters come from its ``/_emulator/stats`` endpoint.
+    Stopped on exit, also when the body raises.
+    """
+
+    def __init__(self, *args: str) -> None:
+        self.args = args
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/3"
+        self.process: subprocess.Popen[str] | None = None
+
+    def __enter__(self) -> EmulatorProcess:
+        command = [sys.executable, "-m", "tmdb_ingest", "emulate", "--port", str(self.port)]
+        self.process = subprocess.Popen(
+            [*command, *self.args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        if "TMDB emulator at" not in line:
+            self.__exit__()
+            raise RuntimeError(f"the emulator did not start: {line.strip()!r}")
+        return self
+
+    def stats(self) -> dict[str, Any]:
+        """The emulator's counters (requests, throttled, max_in_window, max_in_flight...)."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/_emulator/stats") as r:
+            return dict(json.loads(r.read()))
+
+    def __exit__(self, *exc: object) -> None:
+        if self.process is None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+        self.process = None

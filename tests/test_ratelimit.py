@@ -9,7 +9,7 @@ import random
 
 import pytest
 
-from tmdb_ingest.ratelimit import RateLimiter
+from tmdb_ingest.ratelimit import _WINDOW_MARGIN, RateLimiter
 
 
 class FakeClock:
@@ -61,14 +61,15 @@ async def test_first_second_has_no_burst() -> None:
 @pytest.mark.parametrize("seed", [0, 1, 2])
 async def test_late_wakeups_neither_break_the_ceiling_nor_lose_throughput(seed: int) -> None:
     """With every wake-up up to 5 ms late, no second holds more than `rate` grants and 2,000
-    grants still take within 2% of the ideal 2000/rate seconds."""
+    grants still take within 1% of the ideal 2000/rate seconds plus the window margin (the
+    safety gap that keeps `rate + 1` requests out of any one second as the server sees it)."""
     clock = FakeClock(lateness=0.005, seed=seed)
     limiter = RateLimiter(40, clock=clock, sleep=clock.sleep)
     start = clock()
     times = await grant_times(limiter, clock, 2000)
     assert busiest_window(times) <= 40
     elapsed = times[-1] - start
-    assert elapsed <= (2000 / 40) * 1.02
+    assert elapsed <= (2000 / 40) * (1 + _WINDOW_MARGIN + 0.01)
 
 
 async def test_pause_holds_every_waiter() -> None:

@@ -15,8 +15,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 import tmdb_ingest
 from tmdb_ingest.errors import ConfigError, FatalError, InputError, TmdbIngestError
 from tmdb_ingest.pipeline import Summary
@@ -34,7 +32,7 @@ Options = list[tuple[str, dict[str, Any]]]
 _SELECTION: Options = [
     ("--genres", {"type": _names, "default": ("Sci-Fi", "Fantasy"), "help": "Sci-Fi,Fantasy"}),
     ("--votes-above", {"type": int, "default": 1000, "help": "more votes than (1000)"}),
-    ("--s3-endpoint-url", {"default": os.environ.get("AWS_ENDPOINT_URL_S3")}),
+    ("--s3-endpoint-url", {"help": "default $AWS_ENDPOINT_URL_S3"}),
 ]
 _RUN: Options = [
     ("--prefix", {"default": DEFAULT_PREFIX, "help": DEFAULT_PREFIX}),
@@ -44,7 +42,7 @@ _RUN: Options = [
     ("--run-id", {"help": "resume this run (default: from the inputs and the date)"}),
     ("--shard", {"default": "0/1", "help": "I/N: only shard I of N (0/1)"}),
     ("--time-budget", {"type": float, "help": "seconds; stop and save in time, exit 3"}),
-    ("--tmdb-url", {"default": os.environ.get("TMDB_URL", DEFAULT_TMDB_URL)}),
+    ("--tmdb-url", {"help": "default $TMDB_URL, else TMDB's own"}),
     ("--language", {"help": "e.g. en-US"}),
     ("--append-to-response", {"type": _names, "default": (), "help": "e.g. credits,videos"}),
     ("--json", {"action": "store_true", "help": "the summary as JSON on the last line"}),
@@ -111,24 +109,20 @@ def _cmd_run(args: argparse.Namespace) -> int:
             )
     except FatalError as exc:
         if args.json and isinstance(exc.summary, Summary):
-            _print_summary(exc.summary, as_json=True)
+            print(exc.summary.to_json(), flush=True)
         raise
-    _print_summary(summary, as_json=args.json)
+    print(summary.to_json() if args.json else summary.to_text(), flush=True)
     return EXIT_DONE if summary.done else EXIT_BUDGET
-
-
-def _print_summary(summary: Summary, *, as_json: bool) -> None:
-    fields = summary.as_dict()
-    lines = (
-        [orjson.dumps(fields).decode()] if as_json else [f"{k:>10}: {v}" for k, v in fields.items()]
-    )
-    sys.stdout.write("\n".join(lines) + "\n")
-    sys.stdout.flush()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code."""
     args = build_parser().parse_args(argv)
+    # Environment defaults are read now, not when the module was imported.
+    if getattr(args, "csv", None) is not None:
+        args.s3_endpoint_url = args.s3_endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3")
+    if args.command == "run":
+        args.tmdb_url = args.tmdb_url or os.environ.get("TMDB_URL") or DEFAULT_TMDB_URL
     try:
         if args.command == "select":
             return _cmd_select(args)

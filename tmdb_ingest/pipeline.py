@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
 import aiohttp
+import orjson
 
 from tmdb_ingest.batching import Batch, Batcher
 from tmdb_ingest.errors import FatalError, SinkError
@@ -62,6 +63,14 @@ class Summary:
     def as_dict(self) -> dict[str, Any]:
         """The summary as a JSON-serialisable dict, fields in the documented order."""
         return asdict(self)
+
+    def to_json(self) -> str:
+        """The summary as one line of JSON."""
+        return orjson.dumps(self.as_dict()).decode()
+
+    def to_text(self) -> str:
+        """The summary as aligned ``field: value`` lines, for people."""
+        return "\n".join(f"{key:>10}: {value}" for key, value in self.as_dict().items())
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,10 +29,10 @@ __all__ = ["RateLimiter"]
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 
-# Grants are kept this much more than one second apart (per `rate` grants), so that
+# Every `rate` + 1 grants span at least one second plus this margin, so that
 # small differences in how long each request takes to reach the wire cannot squeeze
 # rate + 1 of them into one second as seen by the server.
-_WINDOW_MARGIN = 0.01
+_WINDOW_MARGIN = 0.02
 
 
 class RateLimiter:

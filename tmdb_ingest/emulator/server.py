@@ -197,6 +197,8 @@ class Emulator:
         app = web.Application()
         app.router.add_get("/3/movie/{imdb_id}", self._movie)
         app.router.add_get("/3/find/{imdb_id}", self._find)
+        # Counters for tests and benchmarks that run the emulator in another process.
+        app.router.add_get("/_emulator/stats", self._stats)
         # Also without the version segment, for a --tmdb-url given without "/3".
         app.router.add_get("/movie/{imdb_id}", self._movie)
         app.router.add_get("/find/{imdb_id}", self._find)
@@ -269,6 +271,18 @@ class Emulator:
 
     async def _find(self, request: web.Request) -> web.StreamResponse:
         return await self._track(request, "find", request.match_info["imdb_id"])
+
+    async def _stats(self, request: web.Request) -> web.StreamResponse:
+        stats = self.stats
+        body = {
+            "requests": stats.requests,
+            "by_status": {str(k): v for k, v in stats.by_status.items()},
+            "throttled": stats.throttled,
+            "max_in_flight": stats.max_in_flight,
+            "max_in_window": stats.max_in_window(1.0),
+            "faults": dict(stats.faults),
+        }
+        return web.Response(body=orjson.dumps(body), content_type="application/json")
 
     async def _unknown(self, request: web.Request) -> web.StreamResponse:
         return await self._track(request, "unknown", None)
