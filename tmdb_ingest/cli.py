@@ -17,6 +17,7 @@ from typing import Any
 
 import tmdb_ingest
 from tmdb_ingest.errors import ConfigError, FatalError, InputError, TmdbIngestError
+from tmdb_ingest.logs import redact
 from tmdb_ingest.pipeline import Summary
 from tmdb_ingest.settings import DEFAULT_PREFIX, DEFAULT_TMDB_URL, Settings, Shard
 
@@ -78,8 +79,7 @@ def _cmd_select(args: argparse.Namespace) -> int:
 
     options = {k: getattr(args, k) for k in ("genres", "votes_above", "s3_endpoint_url")}
     selection = select_ids(args.csv, **options)
-    sys.stdout.write("".join(f"{i}\n" for i in selection.ids))
-    sys.stdout.flush()
+    print("".join(f"{i}\n" for i in selection.ids), end="", flush=True)
     print(f"{len(selection.ids)} ids selected", file=sys.stderr)
     if selection.invalid_ids:
         print(f"{selection.invalid_ids} malformed ids skipped", file=sys.stderr)
@@ -98,8 +98,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
         s3_endpoint_url=args.s3_endpoint_url or None,
         shard=Shard.parse(args.shard),
     )
-    settings.require_sink()
-    settings.require_credentials()
     configure_logging(settings.secrets(), verbose=args.verbose)
     try:
         with progress_for(sys.stderr) as progress:
@@ -118,7 +116,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code."""
     args = build_parser().parse_args(argv)
-    # Environment defaults are read now, not when the module was imported.
+    # environment defaults are read now, not when the module was imported
     if getattr(args, "csv", None) is not None:
         args.s3_endpoint_url = args.s3_endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3")
     if args.command == "run":
@@ -140,6 +138,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except TmdbIngestError as exc:
         print(f"tmdb-ingest: fatal: {exc}", file=sys.stderr)
+        return EXIT_FATAL
+    except Exception as exc:  # a bug: one line, and never a secret (messages can hold URLs)
+        secrets = [os.environ.get(n, "") for n in ("TMDB_API_KEY", "TMDB_ACCESS_TOKEN")]
+        message = redact(f"{type(exc).__name__}: {exc}", secrets)
+        print(f"tmdb-ingest: internal error: {message}", file=sys.stderr)
         return EXIT_FATAL
     except KeyboardInterrupt:
         print("tmdb-ingest: interrupted; run the same command again to resume", file=sys.stderr)

@@ -91,7 +91,20 @@ async def _run(csv: Path, settings: object, s3_url: str, max_in_window: object) 
         )
         print("6. objects written:")
         paginator = s3.get_paginator("list_objects_v2")
+        first_data = None
         async for page in paginator.paginate(Bucket=DEMO_BUCKET):
             for item in page.get("Contents", []):
                 print(f"   s3://{DEMO_BUCKET}/{item['Key']}  {item['Size']:>8} bytes")
+                if first_data is None and "/_state/" not in item["Key"]:
+                    first_data = item["Key"]
+        if first_data is not None:
+            response = await s3.get_object(Bucket=DEMO_BUCKET, Key=first_data)
+            async with response["Body"] as stream:
+                movies = orjson.loads(await stream.read())
+            print(f"7. the first movies of {first_data.rsplit('/', 1)[-1]}:")
+            for movie in movies[:3]:
+                print(
+                    f"   {movie['imdb_id']}  {movie['title'][:40]:<40} "
+                    f"budget {movie['budget']:>11,}  revenue {movie['revenue']:>13,}"
+                )
     return 0 if summary.done else 3

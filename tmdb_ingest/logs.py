@@ -13,9 +13,17 @@ from collections.abc import Iterable
 
 import orjson
 
-__all__ = ["JsonFormatter", "RedactingFilter", "configure_logging"]
+__all__ = ["JsonFormatter", "RedactingFilter", "configure_logging", "redact"]
 
 REDACTED = "[REDACTED]"
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with every non-empty secret replaced by ``[REDACTED]``."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, REDACTED)
+    return text
 
 
 class RedactingFilter(logging.Filter):
@@ -26,9 +34,7 @@ class RedactingFilter(logging.Filter):
         self.secrets = tuple(s for s in secrets if s)
 
     def _clean(self, text: str) -> str:
-        for secret in self.secrets:
-            text = text.replace(secret, REDACTED)
-        return text
+        return redact(text, self.secrets)
 
     def filter(self, record: logging.LogRecord) -> bool:
         if not self.secrets:
