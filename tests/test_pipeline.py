@@ -13,7 +13,7 @@ import pytest
 from tests.fixtures_emulator import EmulatorFactory
 from tests.helpers import ids, read_dir, read_s3
 from tests.s3proxy import S3FaultProxy
-from tmdb_ingest.emulator.server import EmulatorConfig
+from tmdb_ingest.emulator.server import ALL_FAULTS, EmulatorConfig
 from tmdb_ingest.errors import AuthError, SinkError
 from tmdb_ingest.pipeline import ingest
 from tmdb_ingest.settings import Settings, Shard
@@ -84,20 +84,7 @@ async def test_rate_and_concurrency_are_never_exceeded(
     assert summary.requests == emu.stats.requests
 
 
-@pytest.mark.parametrize(
-    "fault",
-    [
-        "500_json",
-        "503_json",
-        "502_json",
-        "504_json",
-        "503_html",
-        "reset",
-        "truncated",
-        "stall",
-        "bad_json",
-    ],
-)
+@pytest.mark.parametrize("fault", ALL_FAULTS)
 async def test_each_fault_kind_loses_and_duplicates_nothing(
     fault: str, emulator_factory: EmulatorFactory, tmp_path: Path
 ) -> None:
