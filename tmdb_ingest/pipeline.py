@@ -369,7 +369,9 @@ class _Run:
             self.first_taken = True
             if self.should_stop() or not await self._fetch_one(client, imdb_id):
                 break
-        # Stopping: keep draining so that the producer is never stuck on a full queue.
+        # Stopping: wake the workers still waiting for the first answer (they see the stop),
+        # and keep draining so that the producer is never stuck on a full queue.
+        self.first_answer.set()
         while await ids.get() is not None:
             pass
 
