@@ -423,3 +423,20 @@ def test_cli_select_bad_file_exits_2_with_one_line(
     assert "comma.csv" in err
     assert "looks ',' delimited" in err
     assert "Traceback" not in err
+
+
+def test_any_genre_and_negative_votes_select_the_whole_catalogue(tmp_path: Path) -> None:
+    """``*`` as the genre and ``votes_above=-1`` switch both filters off, nulls included."""
+    path = write(
+        tmp_path,
+        row("tt0000001", "\\N", "\\N"),
+        row("tt0000002", "Drama", "3"),
+        row("tt0000003", "Sci-Fi", "5000"),
+        row("tt0000003", "Sci-Fi", "5000"),
+        row("tt12", "Drama", "3"),
+    )
+    everything = select_ids(path, genres=["*"], votes_above=-1)
+    assert everything.ids == ["tt0000001", "tt0000002", "tt0000003"]
+    assert everything.invalid_ids == 1
+    assert select_ids(path, genres=["*"], votes_above=1000).ids == ["tt0000003"]
+    assert select_ids(path, genres=["Drama"], votes_above=-1).ids == ["tt0000002"]

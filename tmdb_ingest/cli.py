@@ -31,8 +31,8 @@ def _names(text: str) -> tuple[str, ...]:
 Options = list[tuple[str, dict[str, Any]]]
 # fmt: off
 _SELECTION: Options = [
-    ("--genres", {"type": _names, "default": ("Sci-Fi", "Fantasy"), "help": "Sci-Fi,Fantasy"}),
-    ("--votes-above", {"type": int, "default": 1000, "help": "more votes than (1000)"}),
+    ("--genres", {"type": _names, "default": ("Sci-Fi", "Fantasy"), "help": "Sci-Fi,Fantasy; * any"}),
+    ("--votes-above", {"type": int, "default": 1000, "help": "more votes than (1000); -1 any"}),
     ("--s3-endpoint-url", {"help": "default $AWS_ENDPOINT_URL_S3"}),
 ]
 _RUN: Options = [

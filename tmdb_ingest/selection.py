@@ -174,6 +174,9 @@ def _preview(header: str, limit: int = 120) -> str:
 # --------------------------------------------------------------------------- the query
 
 
+ANY_GENRE = "*"
+
+
 def _genre_pattern(genres: Sequence[str]) -> str:
     # Whole names only: a name between the start or a comma and a comma or the end.
     # Measured on the full-size file, this regex is faster than str.split(",") followed
@@ -198,9 +201,13 @@ def _query(path: Path, genres: Sequence[str], votes_above: int) -> pl.LazyFrame:
         empty_string_is_null=False,
     ).select(REQUIRED_COLUMNS)
     identifier, genre, votes = (pl.col(c) for c in REQUIRED_COLUMNS)
-    matches = (votes.cast(pl.Int64, strict=False) > votes_above) & genre.str.contains(
-        _genre_pattern(genres)
-    )
+    # "*" as a genre and a negative votes_above switch those filters off (nulls included):
+    # `--genres '*' --votes-above -1` selects the whole catalogue.
+    matches = pl.lit(True)
+    if votes_above >= 0:
+        matches = matches & (votes.cast(pl.Int64, strict=False) > votes_above)
+    if ANY_GENRE not in genres:
+        matches = matches & genre.str.contains(_genre_pattern(genres))
     # A blank line reads as a row of empty fields; it is not a data row.
     is_row = pl.any_horizontal([c.is_null() | (c != "") for c in (identifier, genre, votes)])
     return frame.select(
