@@ -19,7 +19,7 @@ import tmdb_ingest
 from tmdb_ingest.errors import ConfigError, FatalError, InputError, TmdbIngestError
 from tmdb_ingest.logs import redact
 from tmdb_ingest.pipeline import Summary
-from tmdb_ingest.settings import DEFAULT_PREFIX, DEFAULT_TMDB_URL, Settings, Shard
+from tmdb_ingest.settings import DEFAULT_GENRES, DEFAULT_PREFIX, DEFAULT_TMDB_URL, Settings, Shard
 
 EXIT_DONE, EXIT_FATAL, EXIT_USAGE, EXIT_BUDGET = 0, 1, 2, 3
 
@@ -31,7 +31,7 @@ def _names(text: str) -> tuple[str, ...]:
 Options = list[tuple[str, dict[str, Any]]]
 # fmt: off
 _SELECTION: Options = [
-    ("--genres", {"type": _names, "default": ("Sci-Fi", "Fantasy"), "help": "Sci-Fi,Fantasy; * any"}),
+    ("--genres", {"type": _names, "default": DEFAULT_GENRES, "help": "Sci-Fi,Fantasy; *: any"}),
     ("--votes-above", {"type": int, "default": 1000, "help": "more votes than (1000); -1 any"}),
     ("--s3-endpoint-url", {"help": "default $AWS_ENDPOINT_URL_S3"}),
 ]
