@@ -17,13 +17,20 @@ from pathlib import Path
 
 import orjson
 
+from tmdb_ingest.errors import ConfigError
+
 DEMO_BUCKET = "tmdb-ingest-demo"
 DEMO_KEY = "test-api-key"
 
 
 def run_demo(movies: int = 8000, seed: int = 7) -> int:
     """Run the demo; return 0 when every selected movie landed or was reported."""
-    from moto.server import ThreadedMotoServer
+    try:
+        from moto.server import ThreadedMotoServer
+    except ImportError:
+        raise ConfigError(
+            "demo", "needs moto's S3 server: pip install 'tmdb-ingest[dev]' (or run make demo)"
+        ) from None
 
     from tmdb_ingest.emulator.sample import generate_movies_csv
     from tmdb_ingest.emulator.server import EmulatorConfig, EmulatorThread
