@@ -517,3 +517,32 @@ def test_emulate_command_serves_until_sigint() -> None:
             proc.communicate()
     assert proc.returncode == 0, err
     assert "requests: 1 (200: 1)" in out
+
+
+async def test_counters_are_served_for_other_processes(
+    emulator: Emulator, session: aiohttp.ClientSession
+) -> None:
+    """/_emulator/stats reports the same counters as the in-process stats object."""
+    ids = present_ids(emulator, 3)
+    for imdb_id in ids:
+        await get(session, f"{emulator.url}/movie/{imdb_id}")
+    await get(session, f"{emulator.url}/movie/{ids[0]}", params={"api_key": "nope"})
+    root = emulator.url.removesuffix("/3")
+    status, body, _ = await get(session, f"{root}/_emulator/stats", params={})
+    stats = orjson.loads(body)
+    assert status == 200
+    assert stats["requests"] == 4
+    assert stats["by_status"] == {"200": 3, "401": 1}
+    assert stats["max_in_window"] == emulator.stats.max_in_window(1.0) == 4
+    assert stats["max_in_flight"] >= 1
+
+
+async def test_the_version_segment_is_optional(
+    emulator: Emulator, session: aiohttp.ClientSession
+) -> None:
+    """/movie/{id} answers like /3/movie/{id}, for a TMDB URL given without /3."""
+    imdb_id = present_ids(emulator, 1)[0]
+    root = emulator.url.removesuffix("/3")
+    status, body, _ = await get(session, f"{root}/movie/{imdb_id}")
+    assert status == 200
+    assert body == emulator.expected_body(imdb_id)
