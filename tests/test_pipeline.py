@@ -295,3 +295,14 @@ async def test_the_key_is_in_no_log_line_or_object(
         await ingest(ids(5), settings(emu.url, out_dir=tmp_path / "x", api_key=secret + "-bad"))
     assert secret not in str(caught.value)
     assert secret not in caplog.text
+
+
+async def test_an_unreachable_s3_endpoint_is_fatal_with_a_clear_reason(
+    emulator_factory: EmulatorFactory,
+) -> None:
+    """An S3 endpoint where nothing listens stops the run with SinkError, before any request."""
+    emu = await emulator_factory(EmulatorConfig())
+    conf = settings(emu.url, bucket="some-bucket", s3_endpoint_url="http://127.0.0.1:9")
+    with pytest.raises(SinkError, match="some-bucket"):
+        await ingest(ids(5), conf)
+    assert emu.stats.requests == 0

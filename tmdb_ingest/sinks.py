@@ -250,7 +250,7 @@ class S3Sink:
         return result
 
     async def iter_keys(self, prefix: str) -> AsyncIterator[str]:
-        from botocore.exceptions import ClientError
+        from botocore.exceptions import BotoCoreError, ClientError
 
         paginator = self.client.get_paginator("list_objects_v2")
         try:
@@ -261,9 +261,12 @@ class S3Sink:
             raise SinkError(
                 f"listing s3://{self.bucket}/{prefix} failed: {_error_code(exc)}"
             ) from None
+        except (BotoCoreError, OSError) as exc:
+            what = f"s3://{self.bucket}/{prefix}"
+            raise SinkError(f"listing {what} failed: {type(exc).__name__}") from None
 
     async def check(self) -> None:
-        from botocore.exceptions import ClientError
+        from botocore.exceptions import BotoCoreError, ClientError
 
         try:
             # A one-key listing under the run's own prefix, not HeadBucket: HeadBucket needs
@@ -278,6 +281,9 @@ class S3Sink:
             if code in ("403", "AccessDenied", "HTTP 403"):
                 raise SinkError(f"access denied to bucket {self.bucket!r}") from None
             raise SinkError(f"cannot reach bucket {self.bucket!r}: {code}") from None
+        except (BotoCoreError, OSError) as exc:
+            # no credentials, an unreachable endpoint, ...: botocore's messages hold no secret
+            raise SinkError(f"cannot reach bucket {self.bucket!r}: {exc}") from None
 
     def uri(self, key: str) -> str:
         return f"s3://{self.bucket}/{key}"
