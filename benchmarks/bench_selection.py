@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import csv
 import os
-import re
 import statistics
 import sys
 import time
@@ -27,13 +26,13 @@ from pathlib import Path
 import polars as pl
 
 from tmdb_ingest.emulator.sample import FULL_SIZE_MOVIES, generate_movies_csv
-from tmdb_ingest.selection import IMDB_ID_PATTERN, select_ids
+from tmdb_ingest.ids import is_imdb_id
+from tmdb_ingest.selection import select_ids
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PATH = ROOT / "data" / "movies-full.csv"
 GENRES = ("Sci-Fi", "Fantasy")
 VOTES_ABOVE = 1000
-_ID_RE = re.compile(IMDB_ID_PATTERN, re.ASCII)
 
 
 def ensure_full_size_file(path: Path = DEFAULT_PATH, *, movies: int = FULL_SIZE_MOVIES) -> Path:
@@ -67,7 +66,7 @@ def _with_csv_module(path: Path) -> list[str]:
             if wanted.isdisjoint(row[i_genre].split(",")):
                 continue
             found.add(row[i_id])
-    return sorted(i for i in found if _ID_RE.fullmatch(i))
+    return sorted(i for i in found if is_imdb_id(i))
 
 
 def _with_polars_eager(path: Path) -> list[str]:
@@ -84,7 +83,7 @@ def _with_polars_eager(path: Path) -> list[str]:
         & pl.col("genero").str.split(",").list.eval(pl.element().is_in(GENRES)).list.any()
     )
     ids = matched.get_column("id").unique().drop_nulls().to_list()
-    return sorted(i for i in ids if _ID_RE.fullmatch(i))
+    return sorted(i for i in ids if is_imdb_id(i))
 
 
 def _time(fn: Callable[[Path], list[str]], path: Path, repeats: int) -> tuple[list[float], int]:

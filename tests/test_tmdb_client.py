@@ -178,7 +178,18 @@ async def test_a_stop_leaves_the_id_unresolved() -> None:
     assert result.outcome is Outcome.UNRESOLVED
 
 
-@pytest.mark.parametrize("bad", ["tt123", "nm0000001", "tt0076759/../x", "tt0076759?a=1", ""])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "tt123",
+        "nm0000001",
+        "tt0076759/../x",
+        "tt0076759?a=1",
+        "",
+        "tt0076759\n",
+        "tt\u0660\u0660\u0667\u0666\u0667\u0665\u0669",  # Arabic-Indic digits
+    ],
+)
 async def test_malformed_ids_never_reach_a_url(bad: str) -> None:
     """An id that is not tt + 7-10 digits is refused before any request."""
     async with TmdbClient(settings()) as client:

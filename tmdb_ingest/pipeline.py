@@ -30,11 +30,12 @@ import orjson
 
 from tmdb_ingest.batching import Batch, Batcher
 from tmdb_ingest.errors import FatalError, SinkError
+from tmdb_ingest.ids import is_imdb_id
 from tmdb_ingest.ratelimit import RateLimiter
 from tmdb_ingest.settings import Settings
 from tmdb_ingest.sinks import LocalSink, S3Sink, Sink
 from tmdb_ingest.state import ReportEntry, RunState, derive_run_id, in_shard
-from tmdb_ingest.tmdb import IMDB_ID_RE, FetchResult, Outcome, TmdbClient
+from tmdb_ingest.tmdb import FetchResult, Outcome, TmdbClient
 
 __all__ = ["Progress", "Snapshot", "Summary", "ingest", "ingest_csv"]
 
@@ -107,8 +108,8 @@ def _budget_marks(settings: Settings, start: float) -> tuple[float | None, float
     return hard - in_flight_reserve, hard
 
 
-def open_sink(settings: Settings) -> Sink | S3Sink:
-    """The sink the settings name: an :class:`S3Sink` (to be entered) or a :class:`LocalSink`."""
+def open_sink(settings: Settings) -> S3Sink | LocalSink:
+    """The sink the settings name, to be entered with ``async with``."""
     settings.require_sink()
     if settings.bucket is not None:
         return S3Sink(
@@ -148,9 +149,10 @@ async def ingest(
     settings.require_credentials()
     if sink is None:
         settings.require_sink()
-    unique = sorted(set(ids))
-    malformed = [i for i in unique if not IMDB_ID_RE.match(i)]
-    valid = [i for i in unique if IMDB_ID_RE.match(i)] if malformed else unique
+    valid: list[str] = []
+    malformed: list[str] = []
+    for imdb_id in sorted(set(ids)):
+        (valid if is_imdb_id(imdb_id) else malformed).append(imdb_id)
     day = today or dt.datetime.now(dt.UTC).date()
     run_id = settings.run_id or derive_run_id(valid, settings, day)
     shard_ids = in_shard(valid, settings.shard)
@@ -158,8 +160,8 @@ async def ingest(
 
     async with AsyncExitStack() as stack:
         if sink is None:
-            made = open_sink(settings)
-            sink = await stack.enter_async_context(made) if isinstance(made, S3Sink) else made
+            opened: Sink = await stack.enter_async_context(open_sink(settings))
+            sink = opened
         await sink.check()
         state = await RunState.open(
             sink, prefix=settings.prefix, run_id=run_id, shard=settings.shard, today=day
@@ -173,7 +175,7 @@ async def ingest_csv(csv: str | os.PathLike[str], settings: Settings, **kwargs: 
     """Select ids from movies.csv (a path or ``s3://`` URI) and :func:`ingest` them."""
     from tmdb_ingest.selection import select_ids_async
 
-    start = time.monotonic()
+    start = kwargs.get("clock", time.monotonic)()
     settings.require_credentials()
     if kwargs.get("sink") is None:
         settings.require_sink()

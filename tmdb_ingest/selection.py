@@ -30,7 +30,6 @@ import asyncio
 import codecs
 import contextlib
 import os
-import re
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -40,6 +39,7 @@ from typing import Any
 import polars as pl
 
 from tmdb_ingest.errors import ConfigError, InputError
+from tmdb_ingest.ids import IMDB_ID_PATTERN, is_imdb_id
 
 __all__ = [
     "DEFAULT_GENRES",
@@ -54,11 +54,8 @@ __all__ = [
 
 DEFAULT_GENRES: tuple[str, ...] = ("Sci-Fi", "Fantasy")
 DEFAULT_VOTES_ABOVE = 1000
-IMDB_ID_PATTERN = r"^tt\d{7,10}$"
-"""A usable IMDb title id; anything else is skipped and counted, never requested."""
 REQUIRED_COLUMNS: tuple[str, ...] = ("id", "genero", "numeroVotos")
 
-_ID_RE = re.compile(IMDB_ID_PATTERN, re.ASCII)
 _SNIFF_BYTES = 64 * 1024
 _BOM = codecs.BOM_UTF8
 _OTHER_DELIMITERS = ((",", "','"), (";", "';'"), ("\t", "tab"))
@@ -227,7 +224,7 @@ def _select_local(path: Path, name: str, genres: Sequence[str], votes_above: int
         raise InputError(f"{name}: cannot be read as a '|' delimited file: {message}") from None
     rows = int(result["rows"][0])
     matched: list[str | None] = result["ids"][0].to_list()
-    valid = sorted(i for i in matched if i is not None and _ID_RE.fullmatch(i))
+    valid = sorted(i for i in matched if i is not None and is_imdb_id(i))
     return Selection(ids=valid, rows=rows, invalid_ids=len(matched) - len(valid), source=name)
 
 
@@ -369,7 +366,7 @@ def read_ids_file(path: str | os.PathLike[str]) -> list[str]:
         item = line.strip()
         if not item or item.startswith("#"):
             continue
-        if not _ID_RE.fullmatch(item):
+        if not is_imdb_id(item):
             raise InputError(f"{name}:{number}: not an IMDb id (tt and 7 to 10 digits): {item!r}")
         ids.add(item)
     if not ids:

@@ -53,6 +53,12 @@ class LocalSink:
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
 
+    async def __aenter__(self) -> LocalSink:
+        return self  # nothing to open: entered like S3Sink so callers need not tell them apart
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        return None
+
     def _path(self, key: str) -> Path:
         parts = [p for p in key.split("/") if p]
         if not parts or any(p in (".", "..") for p in parts):

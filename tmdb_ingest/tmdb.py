@@ -18,23 +18,20 @@ from __future__ import annotations
 import asyncio
 import enum
 import random
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import aiohttp
 import orjson
 from tenacity import AsyncRetrying, RetryCallState, RetryError, retry_if_exception_type
 
 from tmdb_ingest.errors import AuthError, ConfigError
+from tmdb_ingest.ids import is_imdb_id
 from tmdb_ingest.ratelimit import RateLimiter
 from tmdb_ingest.settings import Settings
 
-__all__ = ["IMDB_ID_RE", "FetchResult", "Outcome", "RequestStats", "TmdbClient"]
-
-IMDB_ID_RE = re.compile(r"^tt\d{7,10}$")
+__all__ = ["FetchResult", "Outcome", "RequestStats", "TmdbClient"]
 
 _AUTH_MESSAGES = {
     7: "TMDB rejected the API key or token (status_code 7: invalid key)",
@@ -88,16 +85,16 @@ class _Tally:
     @staticmethod
     def throttled_last(state: RetryCallState) -> bool:
         exc = state.outcome.exception() if state.outcome else None
-        return isinstance(exc, _Retryable) and exc.reason.startswith("HTTP 429")
+        return isinstance(exc, _Retryable) and exc.throttled
 
 
 class _Retryable(Exception):
     """An answer worth trying again (429, 5xx, timeout, reset, bad body)."""
 
-    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+    def __init__(self, reason: str, *, throttled: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
-        self.retry_after = retry_after
+        self.throttled = throttled  # a 429: the limiter, not the backoff, does the waiting
 
 
 class _Final(Exception):
@@ -201,7 +198,7 @@ class TmdbClient:
 
     def url_for(self, imdb_id: str) -> str:
         """The movie-details URL for a validated IMDb id (no credentials in it)."""
-        if not IMDB_ID_RE.match(imdb_id):
+        if not is_imdb_id(imdb_id):
             raise ValueError(f"not an IMDb title id (tt + 7 to 10 digits): {imdb_id!r}")
         return f"{self._settings.tmdb_url}/movie/{imdb_id}"
 
@@ -265,7 +262,7 @@ class TmdbClient:
             self.stats.throttled += 1
             pause = retry_after if retry_after is not None else self._throttle_backoff()
             self.limiter.pause(pause)
-            raise _Retryable(f"HTTP 429{suffix}", retry_after=retry_after)
+            raise _Retryable(f"HTTP 429{suffix}", throttled=True)
         if status >= 500 or status == 408:
             raise _Retryable(f"HTTP {status}{suffix}")
         raise _Final(f"HTTP {status}{suffix}")
@@ -294,7 +291,7 @@ class TmdbClient:
             try:
                 return await self._attempt(imdb_id, url)
             except _Retryable as exc:
-                if exc.retry_after is not None or exc.reason.startswith("HTTP 429"):
+                if exc.throttled:
                     tally.throttles += 1
                 else:
                     tally.errors += 1
@@ -313,7 +310,8 @@ class TmdbClient:
         def stop(state: RetryCallState) -> bool:
             s = self._settings
             upcoming = state.upcoming_sleep
-            if tally.throttled_last(state):
+            throttled = tally.throttled_last(state)
+            if throttled:
                 if tally.throttles >= MAX_THROTTLED:
                     return True
             elif tally.errors >= s.max_attempts or tally.waited + upcoming > s.max_retry_wait:
@@ -321,7 +319,8 @@ class TmdbClient:
             limit = self._stop_retrying_at()
             if self._should_stop() or (limit is not None and self._clock() + upcoming > limit):
                 raise _Stopped
-            tally.waited += 0.0 if tally.throttled_last(state) else upcoming
+            if not throttled:
+                tally.waited += upcoming
             return False
 
         retrying = AsyncRetrying(
@@ -339,11 +338,3 @@ class TmdbClient:
             result = FetchResult(imdb_id, Outcome.UNRESOLVED)
         self.stats.retries += max(0, tally.attempts - 1)
         return FetchResult(imdb_id, result.outcome, result.body, result.reason, tally.attempts)
-
-    def describe(self) -> dict[str, Any]:
-        """Counters for the summary."""
-        return {
-            "requests": self.stats.requests,
-            "retries": self.stats.retries,
-            "throttled": self.stats.throttled,
-        }

@@ -12,24 +12,22 @@ from __future__ import annotations
 import functools
 import hashlib
 import random
-import re
 from collections.abc import Iterable
 from typing import Any
 
 import orjson
 
+from tmdb_ingest.ids import is_imdb_id
+
 __all__ = [
-    "IMDB_ID_RE",
     "append_objects",
     "is_missing",
-    "is_valid_imdb_id",
     "movie_details",
     "movie_details_bytes",
     "movie_summary",
     "unit_interval",
 ]
 
-IMDB_ID_RE = re.compile(r"tt\d{7,10}")
 
 _GENRES = (
     (12, "Adventure"),
@@ -109,11 +107,6 @@ _TAGLINES = (
 _PATH_ALPHABET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 
 
-def is_valid_imdb_id(imdb_id: str) -> bool:
-    """True when ``imdb_id`` looks like an IMDb title id: ``tt`` and 7 to 10 digits."""
-    return IMDB_ID_RE.fullmatch(imdb_id) is not None
-
-
 def _digest(seed: int, purpose: str, key: str) -> bytes:
     return hashlib.sha256(f"{seed}\x1f{purpose}\x1f{key}".encode()).digest()
 
@@ -130,7 +123,7 @@ def is_missing(imdb_id: str, seed: int, missing_rate: float) -> bool:
 
     Malformed ids are always missing; otherwise a ``missing_rate`` share of ids is.
     """
-    if not is_valid_imdb_id(imdb_id):
+    if not is_imdb_id(imdb_id):
         return True
     return unit_interval(seed, "missing", imdb_id) < missing_rate
 
@@ -155,7 +148,7 @@ def movie_details(imdb_id: str, seed: int = 0) -> dict[str, Any]:
     example; ``imdb_id`` is the id asked for and ``id`` is :func:`tmdb_id`. Raises
     ``ValueError`` for a malformed id (TMDB has no movie for it).
     """
-    if not is_valid_imdb_id(imdb_id):
+    if not is_imdb_id(imdb_id):
         raise ValueError(f"not an IMDb title id (tt and 7 to 10 digits): {imdb_id!r}")
     rng = _rng(imdb_id, seed)
     language, words, (english_name, native_name), country = rng.choice(_LOCALES)
