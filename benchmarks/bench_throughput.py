@@ -28,6 +28,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import orjson
 import requests
@@ -87,6 +88,24 @@ class Result:
     max_in_flight: int
     measured_n: int
 
+    @classmethod
+    def measured(
+        cls, name: str, *, n: int, measured_n: int, elapsed_s: float, completed: int,
+        stats: dict[str, Any],
+    ) -> Result:  # fmt: skip
+        """A result whose server-side counts come from the emulator's stats."""
+        return cls(
+            name=name,
+            n=n,
+            elapsed_s=elapsed_s,
+            completed=completed,
+            requests=stats["requests"],
+            throttled=stats["throttled"],
+            max_in_window=stats["max_in_window"],
+            max_in_flight=stats["max_in_flight"],
+            measured_n=measured_n,
+        )
+
     @property
     def rps(self) -> float:
         return self.requests / self.elapsed_s
@@ -119,17 +138,13 @@ def run_pipeline(name: str, ids: list[str], limiter: object | None = None) -> Re
         started = time.perf_counter()
         summary = asyncio.run(_ingest(ids, emu.url, Path(tmp), limiter))
         elapsed = time.perf_counter() - started
-        stats = emu.stats()
-        result = Result(
-            name=name,
+        result = Result.measured(
+            name,
             n=len(ids),
+            measured_n=len(ids),
             elapsed_s=elapsed,
             completed=summary.fetched + summary.not_found,
-            requests=stats["requests"],
-            throttled=stats["throttled"],
-            max_in_window=stats["max_in_window"],
-            max_in_flight=stats["max_in_flight"],
-            measured_n=len(ids),
+            stats=emu.stats(),
         )
     print(f"{name}: {elapsed:.1f} s, {result.rps:.1f} req/s, {summary}", file=sys.stderr)
     return result
@@ -159,17 +174,13 @@ def run_sequential(name: str, ids: list[str], n_for: int) -> Result:
         if batch:
             (out / f"batch-{files}.json").write_bytes(orjson.dumps(batch))
         elapsed = time.perf_counter() - started
-        stats = emu.stats()
-        result = Result(
-            name=name,
+        result = Result.measured(
+            name,
             n=n_for,
+            measured_n=len(ids),
             elapsed_s=elapsed,
             completed=completed,
-            requests=stats["requests"],
-            throttled=stats["throttled"],
-            max_in_window=stats["max_in_window"],
-            max_in_flight=stats["max_in_flight"],
-            measured_n=len(ids),
+            stats=emu.stats(),
         )
     print(f"{name}: {elapsed:.1f} s, {result.rps:.1f} req/s", file=sys.stderr)
     return result

@@ -14,7 +14,6 @@ prints the objects written and stops everything it started, also on failure.
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 import tempfile
@@ -27,10 +26,9 @@ from typing import Any
 import boto3
 import orjson
 from awslambdaric.lambda_context import LambdaContext
-from moto.server import ThreadedMotoServer
 
+from tmdb_ingest.demo import local_services
 from tmdb_ingest.emulator.sample import generate_movies_csv
-from tmdb_ingest.emulator.server import EmulatorConfig, EmulatorThread
 from tmdb_ingest.lambda_handler import handler
 
 BUCKET = "tmdb-ingest-chain-demo"
@@ -41,18 +39,14 @@ MAX_INVOCATIONS = 30
 
 def _environment(s3_url: str, tmdb_url: str) -> None:
     """The function's configuration, as the SAM template sets it (plus local endpoints)."""
-    # moto accepts any credentials: dummy ones, so a real AWS profile is never used.
     os.environ.update(
-        AWS_ACCESS_KEY_ID="demo",
-        AWS_SECRET_ACCESS_KEY="demo",
-        AWS_DEFAULT_REGION="us-east-1",
         AWS_ENDPOINT_URL_S3=s3_url,
         TMDB_URL=tmdb_url,
         TMDB_API_KEY=API_KEY,
         TMDB_INGEST_RATE="40",
         TMDB_INGEST_CONCURRENCY="20",
     )
-    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "TMDB_INGEST_BUCKET", "TMDB_SECRET_ID"):
+    for name in ("TMDB_INGEST_BUCKET", "TMDB_SECRET_ID"):
         os.environ.pop(name, None)
 
 
@@ -65,7 +59,6 @@ def _chain(seconds: float) -> dict[str, Any]:
         deadline_ms = int((time.time() + seconds) * 1000)
         context = LambdaContext(uuid.uuid4().hex, None, None, deadline_ms)
         summary = handler(event, context)
-        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's access log: noise
         left = context.get_remaining_time_in_millis() / 1000
         print(f"invocation {n}: {orjson.dumps(summary).decode()}  ({left:.1f} s left)")
         if summary["done"]:
@@ -85,29 +78,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         csv = Path(tmp) / "movies.csv"
         sample = generate_movies_csv(csv, movies=args.movies, seed=7)
         print(f"sample catalogue: {sample.rows} rows, {sample.movies} movies")
-        moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        moto.start()
-        try:
-            host, port = moto.get_host_and_port()
-            s3_url = f"http://{host}:{port}"
-            config = EmulatorConfig(latency_ms=150, limit=50, missing_rate=0.05, seed=7)
-            with EmulatorThread(config) as emulator:
-                _environment(s3_url, emulator.url)
-                s3 = boto3.client("s3", endpoint_url=s3_url)
-                try:
-                    s3.create_bucket(Bucket=BUCKET)
-                    s3.upload_file(str(csv), BUCKET, CSV_KEY)
-                    print(f"uploaded s3://{BUCKET}/{CSV_KEY}; {args.seconds:g} s per invocation")
-                    summary = _chain(args.seconds)
-                    print("objects written:")
-                    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET)
-                    for page in pages:
-                        for item in page.get("Contents", []):
-                            print(f"  s3://{BUCKET}/{item['Key']}  {item['Size']:>8} bytes")
-                finally:
-                    s3.close()
-        finally:
-            moto.stop()
+        with local_services(seed=7) as (s3_url, emulator):
+            _environment(s3_url, emulator.url)
+            s3 = boto3.client("s3", endpoint_url=s3_url)
+            try:
+                s3.create_bucket(Bucket=BUCKET)
+                s3.upload_file(str(csv), BUCKET, CSV_KEY)
+                print(f"uploaded s3://{BUCKET}/{CSV_KEY}; {args.seconds:g} s per invocation")
+                summary = _chain(args.seconds)
+                print("objects written:")
+                pages = s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET)
+                for page in pages:
+                    for item in page.get("Contents", []):
+                        print(f"  s3://{BUCKET}/{item['Key']}  {item['Size']:>8} bytes")
+            finally:
+                s3.close()
     return 0 if summary["done"] else 3
 
 

@@ -13,18 +13,31 @@ import logging
 import os
 import sys
 import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import orjson
 
+from tmdb_ingest.emulator.sample import generate_movies_csv
+from tmdb_ingest.emulator.server import EmulatorConfig, EmulatorThread
 from tmdb_ingest.errors import ConfigError
+from tmdb_ingest.logs import configure_logging
+from tmdb_ingest.settings import Settings
 
 DEMO_BUCKET = "tmdb-ingest-demo"
 DEMO_KEY = "test-api-key"
 
 
-def run_demo(movies: int = 8000, seed: int = 7) -> int:
-    """Run the demo; return 0 when every selected movie landed or was reported."""
+@contextmanager
+def local_services(seed: int) -> Iterator[tuple[str, EmulatorThread]]:
+    """Start moto's S3 server and the TMDB emulator on 127.0.0.1; yield (S3 URL, emulator).
+
+    The emulator answers like TMDB at its documented pace (about 150 ms median latency,
+    a limit of 50 requests per second, 5% missing ids). moto accepts any credentials:
+    dummy ones are set for this process, so that a real AWS profile of the user's is
+    never used (nor needed). Both are stopped on exit, also when the body raises.
+    """
     try:
         from moto.server import ThreadedMotoServer
     except ImportError:
@@ -32,57 +45,51 @@ def run_demo(movies: int = 8000, seed: int = 7) -> int:
             "demo", "needs moto's S3 server: pip install 'tmdb-ingest[dev]' (or run make demo)"
         ) from None
 
-    from tmdb_ingest.emulator.sample import generate_movies_csv
-    from tmdb_ingest.emulator.server import EmulatorConfig, EmulatorThread
-    from tmdb_ingest.logs import configure_logging
-    from tmdb_ingest.settings import Settings
-
-    # moto accepts any credentials; set dummy ones for this process only, so that a
-    # real AWS profile of the user's is never used (nor needed).
-    for name, value in (
-        ("AWS_ACCESS_KEY_ID", "demo"),
-        ("AWS_SECRET_ACCESS_KEY", "demo"),
-        ("AWS_DEFAULT_REGION", "us-east-1"),
-    ):
-        os.environ[name] = value
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        os.environ[name] = "demo"
+    os.environ["AWS_DEFAULT_REGION"] = "us-east-1"
     os.environ.pop("AWS_PROFILE", None)
     os.environ.pop("AWS_SESSION_TOKEN", None)
-    configure_logging((DEMO_KEY,))
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's request log
+    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    moto.start()
+    try:
+        host, port = moto.get_host_and_port()
+        config = EmulatorConfig(latency_ms=150, limit=50, missing_rate=0.05, seed=seed)
+        with EmulatorThread(config) as emulator:
+            yield f"http://{host}:{port}", emulator
+    finally:
+        moto.stop()
 
+
+def run_demo(movies: int = 8000, seed: int = 7) -> int:
+    """Run the demo; return 0 when every selected movie landed or was reported."""
     with tempfile.TemporaryDirectory(prefix="tmdb-ingest-demo-") as tmp:
         csv = Path(tmp) / "movies.csv"
         sample = generate_movies_csv(csv, movies=movies, seed=seed)
         print(f"1. sample catalogue: {sample.rows} rows, {sample.movies} movies -> {csv}")
-        moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        moto.start()
-        try:
-            host, port = moto.get_host_and_port()
-            s3_url = f"http://{host}:{port}"
-            config = EmulatorConfig(latency_ms=150, limit=50, missing_rate=0.05, seed=seed)
-            with EmulatorThread(config) as emulator:
-                print(f"2. TMDB emulator at {emulator.url} (150 ms median, limit 50/s)")
-                print(f"3. S3 (moto) at {s3_url}, bucket {DEMO_BUCKET}")
-                settings = Settings.from_env(
-                    env={},
-                    bucket=DEMO_BUCKET,
-                    s3_endpoint_url=s3_url,
-                    tmdb_url=emulator.url,
-                    api_key=DEMO_KEY,
-                )
-                return asyncio.run(_run(csv, settings, s3_url, emulator.stats.max_in_window))
-        finally:
-            moto.stop()
+        with local_services(seed) as (s3_url, emulator):
+            configure_logging((DEMO_KEY,))
+            print(f"2. TMDB emulator at {emulator.url} (150 ms median, limit 50/s)")
+            print(f"3. S3 (moto) at {s3_url}, bucket {DEMO_BUCKET}")
+            settings = Settings.from_env(
+                env={},
+                bucket=DEMO_BUCKET,
+                s3_endpoint_url=s3_url,
+                tmdb_url=emulator.url,
+                api_key=DEMO_KEY,
+            )
+            return asyncio.run(_run(csv, settings, s3_url, emulator.stats.max_in_window))
 
 
-async def _run(csv: Path, settings: object, s3_url: str, max_in_window: object) -> int:
+async def _run(
+    csv: Path, settings: Settings, s3_url: str, max_in_window: Callable[[float], int]
+) -> int:
     from aiobotocore.session import get_session
 
     from tmdb_ingest.pipeline import ingest_csv
     from tmdb_ingest.progress import progress_for
-    from tmdb_ingest.settings import Settings
 
-    assert isinstance(settings, Settings)
     async with get_session().create_client("s3", endpoint_url=s3_url) as s3:
         await s3.create_bucket(Bucket=DEMO_BUCKET)
         print(f"4. running at {settings.rate:g} requests/s, {settings.concurrency} in flight ...")
@@ -94,7 +101,7 @@ async def _run(csv: Path, settings: object, s3_url: str, max_in_window: object) 
         print(
             f"   {summary.requests} requests in {summary.elapsed_s:.1f} s "
             f"(ideal at the rate: {ideal:.1f} s); busiest second at the server: "
-            f"{max_in_window(1.0)} requests"  # type: ignore[operator]
+            f"{max_in_window(1.0)} requests"
         )
         print("6. objects written:")
         paginator = s3.get_paginator("list_objects_v2")

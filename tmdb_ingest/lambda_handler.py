@@ -33,7 +33,7 @@ from urllib.parse import unquote_plus
 import orjson
 
 from tmdb_ingest.errors import ConfigError, FatalError, InputError
-from tmdb_ingest.logs import configure_logging
+from tmdb_ingest.logs import configure_logging, redact
 from tmdb_ingest.pipeline import Summary, ingest_csv
 from tmdb_ingest.secrets import credentials_from_env
 from tmdb_ingest.settings import Settings, Shard
@@ -125,7 +125,6 @@ async def _invoke(
         message = " ".join(str(exc).split()) or type(exc).__name__
         if isinstance(exc.summary, Summary):
             message += f"; summary so far: {orjson.dumps(exc.summary.as_dict()).decode()}"
-        for secret in settings.secrets():  # a second line of defence, as in logs.py
-            message = message.replace(secret, "[REDACTED]")
+        message = redact(message, settings.secrets())  # a second line of defence
         log.error("fatal: %s", message)
         raise IngestFailed(message) from None
