@@ -18,11 +18,11 @@ import orjson
 import pytest
 from awslambdaric.lambda_context import LambdaContext
 
+from tmdb_ingest.credentials import parse_secret
 from tmdb_ingest.emulator.sample import generate_movies_csv
 from tmdb_ingest.emulator.server import EmulatorConfig, EmulatorThread
 from tmdb_ingest.errors import ConfigError, InputError
 from tmdb_ingest.lambda_handler import IngestFailed, handler, parse_event, safety_margin
-from tmdb_ingest.secrets import parse_secret
 from tmdb_ingest.selection import select_ids
 from tmdb_ingest.settings import Shard
 from tmdb_ingest.state import shard_of

@@ -55,7 +55,7 @@ async def test_a_200_json_object_is_fetched_byte_for_byte() -> None:
     """A 200 with a JSON object body comes back as `fetched` with the exact bytes."""
     with aioresponses() as mock:
         mock.get(URL, status=200, body=STAR_WARS)
-        async with TmdbClient(settings()) as client:
+        async with TmdbClient.from_settings(settings()) as client:
             result = await client.fetch("tt0076759")
     assert result.outcome is Outcome.FETCHED
     assert result.body == STAR_WARS
@@ -66,9 +66,11 @@ async def test_the_key_goes_in_the_query_and_the_token_in_a_bearer_header() -> N
     with aioresponses() as mock:
         mock.get(URL, status=200, body=STAR_WARS)
         mock.get(URL, status=200, body=STAR_WARS)
-        async with TmdbClient(settings()) as client:
+        async with TmdbClient.from_settings(settings()) as client:
             await client.fetch("tt0076759")
-        async with TmdbClient(settings(api_key=None, access_token="tok-123")) as client:
+        async with TmdbClient.from_settings(
+            settings(api_key=None, access_token="tok-123")
+        ) as client:
             await client.fetch("tt0076759")
         calls = [call for calls in mock.requests.values() for call in calls]
     assert calls[0].kwargs["params"]["api_key"] == KEY
@@ -81,7 +83,7 @@ async def test_404_is_not_found_and_final() -> None:
     """A 404 (status_code 34) is `not_found` after one request."""
     with aioresponses() as mock:
         mock.get(URL, status=404, body=error(34))
-        async with TmdbClient(settings()) as client:
+        async with TmdbClient.from_settings(settings()) as client:
             result = await client.fetch("tt0000001")
             assert client.stats.requests == 1
     assert result.outcome is Outcome.NOT_FOUND
@@ -93,7 +95,7 @@ async def test_401_raises_auth_error_without_the_key(code: int, word: str) -> No
     """A 401 stops with AuthError whose message names the cause and not the key."""
     with aioresponses() as mock:
         mock.get(URL, status=401, body=error(code, f"bad key {KEY}"))
-        async with TmdbClient(settings()) as client:
+        async with TmdbClient.from_settings(settings()) as client:
             with pytest.raises(AuthError) as caught:
                 await client.fetch("tt0000001")
     assert word in str(caught.value)
@@ -106,7 +108,7 @@ async def test_5xx_then_200_is_retried_and_counted() -> None:
     with aioresponses() as mock:
         mock.get(URL, status=503, body=error(46))
         mock.get(URL, status=200, body=STAR_WARS)
-        async with TmdbClient(settings()) as client:
+        async with TmdbClient.from_settings(settings()) as client:
             result = await client.fetch("tt0076759")
             assert client.stats.retries == 1
             assert client.stats.requests == 2
@@ -129,7 +131,7 @@ async def test_bad_answers_are_retried_then_failed_with_the_last_reason(
     with aioresponses() as mock:
         for _ in range(3):
             mock.get(URL, status=status, body=body)
-        async with TmdbClient(settings()) as client:
+        async with TmdbClient.from_settings(settings()) as client:
             result = await client.fetch("tt0076759")
             assert client.stats.requests == 3
     assert result.outcome is Outcome.FAILED
@@ -142,7 +144,7 @@ async def test_connection_errors_are_retried() -> None:
     with aioresponses() as mock:
         mock.get(URL, exception=aiohttp.ServerDisconnectedError())
         mock.get(URL, status=200, body=STAR_WARS)
-        async with TmdbClient(settings()) as client:
+        async with TmdbClient.from_settings(settings()) as client:
             result = await client.fetch("tt0076759")
     assert result.outcome is Outcome.FETCHED
 
@@ -152,7 +154,7 @@ async def test_429_pauses_the_limiter_for_retry_after() -> None:
     with aioresponses() as mock:
         mock.get(URL, status=429, body=error(25), headers={"Retry-After": "0.2"})
         mock.get(URL, status=200, body=STAR_WARS)
-        async with TmdbClient(settings()) as client:
+        async with TmdbClient.from_settings(settings()) as client:
             result = await client.fetch("tt0076759")
             assert client.stats.throttled == 1
             assert client.limiter.paused_s == pytest.approx(0.2, abs=0.05)
@@ -163,17 +165,17 @@ async def test_other_4xx_fail_at_once() -> None:
     """A 400 is not worth retrying: `failed` after one request."""
     with aioresponses() as mock:
         mock.get(URL, status=400, body=error(22))
-        async with TmdbClient(settings()) as client:
+        async with TmdbClient.from_settings(settings()) as client:
             result = await client.fetch("tt0076759")
             assert client.stats.requests == 1
     assert result.outcome is Outcome.FAILED
 
 
 async def test_a_stop_leaves_the_id_unresolved() -> None:
-    """When the run is stopping, the id is `unresolved`, not failed, and nothing is sent."""
+    """Past its deadline, the id is `unresolved`, not failed, and nothing is sent."""
     with aioresponses():
-        async with TmdbClient(settings(), should_stop=lambda: True) as client:
-            result = await client.fetch("tt0076759")
+        async with TmdbClient.from_settings(settings()) as client:
+            result = await client.fetch("tt0076759", retry_until=0.0)
             assert client.stats.requests == 0
     assert result.outcome is Outcome.UNRESOLVED
 
@@ -192,7 +194,7 @@ async def test_a_stop_leaves_the_id_unresolved() -> None:
 )
 async def test_malformed_ids_never_reach_a_url(bad: str) -> None:
     """An id that is not tt + 7-10 digits is refused before any request."""
-    async with TmdbClient(settings()) as client:
+    async with TmdbClient.from_settings(settings()) as client:
         with pytest.raises(ValueError, match="IMDb"):
             await client.fetch(bad)
         assert client.stats.requests == 0

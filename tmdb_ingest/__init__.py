@@ -27,10 +27,11 @@ from tmdb_ingest.errors import (  # noqa: E402
     SinkError,
     TmdbIngestError,
 )
-from tmdb_ingest.pipeline import Summary, ingest, ingest_csv  # noqa: E402
+from tmdb_ingest.pipeline import ingest, ingest_csv  # noqa: E402
 from tmdb_ingest.selection import Selection, select_ids, select_ids_async  # noqa: E402
 from tmdb_ingest.settings import Secret, Settings, Shard  # noqa: E402
 from tmdb_ingest.sinks import LocalSink, S3Sink, Sink  # noqa: E402
+from tmdb_ingest.summary import Summary  # noqa: E402
 
 try:
     __version__ = version("tmdb-ingest")

@@ -18,8 +18,8 @@ from typing import Any
 import tmdb_ingest
 from tmdb_ingest.errors import ConfigError, FatalError, InputError, TmdbIngestError
 from tmdb_ingest.logs import redact
-from tmdb_ingest.pipeline import Summary
 from tmdb_ingest.settings import DEFAULT_GENRES, DEFAULT_PREFIX, DEFAULT_TMDB_URL, Settings, Shard
+from tmdb_ingest.summary import Summary
 
 EXIT_DONE, EXIT_FATAL, EXIT_USAGE, EXIT_BUDGET = 0, 1, 2, 3
 

@@ -97,7 +97,7 @@ async def _run(
             summary = await ingest_csv(csv, settings, progress=progress)
         print("5. summary:")
         print("   " + orjson.dumps(summary.as_dict()).decode())
-        ideal = (summary.requests / settings.rate) if settings.rate else 0.0
+        ideal = summary.requests / float(settings.rate)
         print(
             f"   {summary.requests} requests in {summary.elapsed_s:.1f} s "
             f"(ideal at the rate: {ideal:.1f} s); busiest second at the server: "

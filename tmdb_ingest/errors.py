@@ -4,34 +4,57 @@ Per-movie outcomes (``not_found``, ``failed``) are data in the run's report, nev
 exceptions. Exceptions are for what stops a run, or stops it from starting::
 
     TmdbIngestError                  base class of everything raised here
-    ├── ConfigError                  bad settings: names the field and the allowed values
-    ├── InputError                   movies.csv is unusable (missing column, delimiter, empty)
-    └── FatalError                   the run cannot go on; what landed is kept
+    ├── ConfigError                  bad settings: names the option and the allowed values
+    ├── InputError                   movies.csv is unusable (missing column, delimiter, empty),
+    │                                or it changed under a run that already started
+    ├── RunBusy                      another invocation holds this run and shard (exit 4)
+    └── FatalError                   the run cannot go on; what landed is kept (exit 1)
         ├── AuthError                TMDB rejected the key or token (401, code 7 or 10)
-        └── SinkError                the bucket or folder is missing, denied, or failing
+        ├── TmdbUnreachable          the first answers were all connection errors, timeouts
+        │                            or 404s that are not TMDB's: wrong URL, no route, a proxy
+        ├── SinkError                the bucket or folder is missing, denied, or failing
+        │   └── PreconditionFailed   a conditional write lost (the key exists, or changed)
+        ├── LeaseLost                this invocation could not keep its lease and stopped
+        └── IngestFailed             the Lambda handler's one-line report of a fatal stop
 
 ``ConfigError`` and ``InputError`` are found before any request (CLI exit code 2);
-``FatalError`` happens at run time (exit code 1). No message carries a secret.
+``FatalError`` happens at run time (exit code 1). No message carries a secret. A
+``FatalError`` or ``RunBusy`` raised by a run carries the run's summary so far as
+``.summary``. Programming errors (a ``TypeError`` from a wrong argument type) are not
+wrapped.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tmdb_ingest.summary import Summary
 
 __all__ = [
     "AuthError",
     "ConfigError",
     "FatalError",
+    "IngestFailed",
     "InputError",
+    "LeaseLost",
+    "PreconditionFailed",
+    "RunBusy",
     "SinkError",
     "TmdbIngestError",
+    "TmdbUnreachable",
 ]
 
 
 class TmdbIngestError(Exception):
     """Base class of every exception tmdb_ingest raises."""
 
+    summary: Summary | None = None
+    """The run's summary up to the stop, when the run had started."""
+
 
 class ConfigError(TmdbIngestError, ValueError):
-    """A setting is invalid. The message names the field and what is allowed."""
+    """A setting is invalid. The message names the option and what is allowed."""
 
     def __init__(self, field: str, message: str) -> None:
         self.field = field
@@ -42,13 +65,17 @@ class InputError(TmdbIngestError, ValueError):
     """The input catalogue cannot be used. The message names the file and the problem."""
 
 
+class RunBusy(TmdbIngestError):
+    """Another invocation holds the lease of this run and shard; this one did nothing."""
+
+    def __init__(self, message: str, *, holder: str | None = None, until: str | None = None):
+        self.holder = holder
+        self.until = until
+        super().__init__(message)
+
+
 class FatalError(TmdbIngestError):
-    """The run had to stop. Data already landed stays landed; re-running resumes.
-
-    ``summary`` holds the run's summary up to the stop, when the run had started.
-    """
-
-    summary: object | None = None
+    """The run had to stop. Data already landed stays landed; re-running resumes."""
 
 
 class AuthError(FatalError):
@@ -59,5 +86,24 @@ class AuthError(FatalError):
         super().__init__(message)
 
 
+class TmdbUnreachable(FatalError):
+    """TMDB is not there: the first answers were connection errors, timeouts or foreign 404s."""
+
+
 class SinkError(FatalError):
     """The sink (S3 bucket or local folder) refused or kept failing a write or read."""
+
+
+class PreconditionFailed(SinkError):
+    """A conditional write or delete lost: the key already exists, or is not the one read."""
+
+
+class LeaseLost(FatalError):
+    """The lease of this run and shard could not be kept; the invocation stopped writing."""
+
+
+class IngestFailed(FatalError):
+    """The Lambda handler's report of a fatal stop (Step Functions catches it by name).
+
+    The message is one line: the reason, then the summary so far as JSON.
+    """

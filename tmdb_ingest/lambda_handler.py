@@ -32,22 +32,16 @@ from urllib.parse import unquote_plus
 
 import orjson
 
-from tmdb_ingest.errors import ConfigError, FatalError, InputError
+from tmdb_ingest.credentials import credentials_from_env
+from tmdb_ingest.errors import ConfigError, FatalError, IngestFailed, InputError
 from tmdb_ingest.logs import configure_logging, redact
-from tmdb_ingest.pipeline import Summary, ingest_csv
-from tmdb_ingest.secrets import credentials_from_env
+from tmdb_ingest.pipeline import ingest_csv
 from tmdb_ingest.settings import Settings, Shard
+from tmdb_ingest.summary import Summary
 
 __all__ = ["IngestFailed", "handler", "parse_event", "safety_margin"]
 
 log = logging.getLogger("tmdb_ingest")
-
-
-class IngestFailed(RuntimeError):
-    """The run stopped on a fatal error (Step Functions catches it by this name).
-
-    The message is one line: the reason, then the summary so far as JSON.
-    """
 
 
 def safety_margin(remaining_s: float) -> float:

@@ -22,79 +22,23 @@ import os
 import time
 from collections.abc import Callable, Iterable
 from contextlib import AsyncExitStack
-from dataclasses import asdict, dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import aiohttp
-import orjson
 
 from tmdb_ingest.batching import Batch, Batcher
 from tmdb_ingest.errors import FatalError, SinkError
 from tmdb_ingest.ids import is_imdb_id
-from tmdb_ingest.ratelimit import RateLimiter
+from tmdb_ingest.ratelimit import Limiter
 from tmdb_ingest.settings import Settings
 from tmdb_ingest.sinks import LocalSink, S3Sink, Sink
 from tmdb_ingest.state import ReportEntry, RunState, derive_run_id, in_shard
+from tmdb_ingest.summary import Progress, Snapshot, Summary
 from tmdb_ingest.tmdb import FetchResult, Outcome, TmdbClient
 
 __all__ = ["Progress", "Snapshot", "Summary", "ingest", "ingest_csv"]
 
 log = logging.getLogger("tmdb_ingest")
-
-
-@dataclass(frozen=True, slots=True)
-class Summary:
-    """What one invocation did. ``done``: every selected id is in a data file or the report."""
-
-    run_id: str
-    shard: str
-    selected: int
-    skipped: int
-    fetched: int
-    not_found: int
-    failed: int
-    batches: int
-    requests: int
-    retries: int
-    throttled: int
-    elapsed_s: float
-    done: bool
-    report: str | None
-
-    def as_dict(self) -> dict[str, Any]:
-        """The summary as a JSON-serialisable dict, fields in the documented order."""
-        return asdict(self)
-
-    def to_json(self) -> str:
-        """The summary as one line of JSON."""
-        return orjson.dumps(self.as_dict()).decode()
-
-    def to_text(self) -> str:
-        """The summary as aligned ``field: value`` lines, for people."""
-        return "\n".join(f"{key:>10}: {value}" for key, value in self.as_dict().items())
-
-
-@dataclass(frozen=True, slots=True)
-class Snapshot:
-    """Progress so far, for progress bars and log lines."""
-
-    total: int
-    fetched: int
-    not_found: int
-    failed: int
-    requests: int
-    throttled: int
-    elapsed_s: float
-
-    @property
-    def completed(self) -> int:
-        return self.fetched + self.not_found + self.failed
-
-
-class Progress(Protocol):
-    """Receives a :class:`Snapshot` about twice a second."""
-
-    def update(self, snapshot: Snapshot) -> None: ...
 
 
 def _budget_marks(settings: Settings, start: float) -> tuple[float | None, float | None]:
@@ -132,7 +76,7 @@ async def ingest(
     today: dt.date | None = None,
     clock: Callable[[], float] = time.monotonic,
     started_at: float | None = None,
-    limiter: RateLimiter | None = None,
+    limiter: Limiter | None = None,
 ) -> Summary:
     """Fetch every id from TMDB and land it in the sink, exactly once; return the summary.
 
@@ -207,7 +151,7 @@ class _Run:
         clock: Callable[[], float],
         start: float,
         progress: Progress | None,
-        limiter: RateLimiter | None = None,
+        limiter: Limiter | None = None,
     ) -> None:
         self.settings = settings
         self.limiter = limiter
@@ -228,8 +172,6 @@ class _Run:
         self.fetched = self.not_found = self.failed = self.batches = 0
         self.seen_fetched = self.seen_not_found = self.seen_failed = 0
         self.client: TmdbClient | None = None
-        self.first_taken = False
-        self.first_answer = asyncio.Event()
 
     # -- stopping -----------------------------------------------------------------------
 
@@ -268,15 +210,7 @@ class _Run:
         for imdb_id in bad:
             self._record(FetchResult(imdb_id, Outcome.FAILED, reason="malformed IMDb id; not sent"))
 
-        client = TmdbClient(
-            self.settings,
-            session=session,
-            limiter=self.limiter,
-            should_stop=self.should_stop,
-            stop_retrying_at=lambda: self.soft_stop,
-            clock=self.clock,
-            on_answer=self._answered,
-        )
+        client = TmdbClient.from_settings(self.settings, session=session, limiter=self.limiter)
         self.client = client
         uploaders = [
             asyncio.create_task(self._uploader(), name=f"uploader-{n}")
@@ -285,6 +219,7 @@ class _Run:
         ticker = asyncio.create_task(self._tick(), name="progress")
         try:
             async with client:
+                todo = await self._first(client, todo)
                 await self._fetch_all(client, todo)
         finally:
             ticker.cancel()
@@ -321,9 +256,19 @@ class _Run:
         if pending:
             log.warning("time budget: %d uploads cancelled; the next run redoes them", len(pending))
 
-    def _answered(self) -> None:
-        # call_soon: a 401 is recorded as fatal before the other workers wake up
-        asyncio.get_running_loop().call_soon(self.first_answer.set)
+    async def _first(self, client: TmdbClient, todo: list[str]) -> list[str]:
+        """The first request goes alone: a rejected key or a wrong URL costs one request."""
+        if not todo or self.should_stop():
+            return todo
+        try:
+            result = await client.check(todo[0], retry_until=self.soft_stop)
+        except FatalError as exc:
+            self._fail(exc)
+            return []
+        if result is None:
+            return todo
+        self._record(result)
+        return todo[1:]
 
     async def _fetch_all(self, client: TmdbClient, todo: list[str]) -> None:
         if not todo:
@@ -364,23 +309,16 @@ class _Run:
             imdb_id = await ids.get()
             if imdb_id is None:
                 return
-            if self.first_taken:
-                # The first request goes alone: a rejected key then costs one request, not
-                # one per worker. The others start as soon as it has any answer.
-                await self.first_answer.wait()
-            self.first_taken = True
             if self.should_stop() or not await self._fetch_one(client, imdb_id):
                 break
-        # Stopping: wake the workers still waiting for the first answer (they see the stop),
-        # and keep draining so that the producer is never stuck on a full queue.
-        self.first_answer.set()
+        # Stopping: keep draining so that the producer is never stuck on a full queue.
         while await ids.get() is not None:
             pass
 
     async def _fetch_one(self, client: TmdbClient, imdb_id: str) -> bool:
         """Fetch and record one id; False when the run must stop."""
         try:
-            result = await client.fetch(imdb_id)
+            result = await client.fetch(imdb_id, retry_until=self.soft_stop)
         except FatalError as exc:
             self._fail(exc)
             return False
@@ -489,4 +427,5 @@ class _Run:
             elapsed_s=round(self.clock() - self.start, 3),
             done=done,
             report=report,
+            error=" ".join(str(self.fatal).split()) if self.fatal is not None else None,
         )

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TextIO
 
-from tmdb_ingest.pipeline import Progress, Snapshot
+from tmdb_ingest.summary import Progress, Snapshot
 
 __all__ = ["LogProgress", "TerminalProgress", "progress_for"]
 

@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import asyncio
 import math
+import random
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
+from typing import Protocol, runtime_checkable
 
-__all__ = ["RateLimiter"]
+__all__ = ["Limiter", "RateLimiter", "make_limiter"]
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
@@ -33,6 +35,51 @@ Sleep = Callable[[float], Awaitable[None]]
 # small differences in how long each request takes to reach the wire cannot squeeze
 # rate + 1 of them into one second as seen by the server.
 _WINDOW_MARGIN = 0.02
+
+
+@runtime_checkable
+class Limiter(Protocol):
+    """Rate control as the TMDB client uses it; plug your own into ``ingest(limiter=...)``.
+
+    The client calls :meth:`acquire` before every request and sends it at once; then
+    exactly one of :meth:`on_answer` (any answer but 429, or a transport error) or
+    :meth:`on_throttle` (a 429), with the time :meth:`acquire` returned, so that a
+    limiter can tell throttles of requests sent before its last cut from new ones.
+    """
+
+    @property
+    def rate(self) -> float:
+        """The pace in force now, in requests per second."""
+        ...
+
+    async def acquire(self) -> float:
+        """Wait for a slot; return the grant time on the limiter's clock."""
+        ...
+
+    def on_answer(self, sent_at: float) -> None:
+        """A request granted at ``sent_at`` was answered with anything but a 429."""
+        ...
+
+    def on_throttle(self, sent_at: float, retry_after: float | None) -> None:
+        """A request granted at ``sent_at`` got a 429; ``retry_after`` in seconds, if sent.
+
+        Holds every waiter until ``retry_after`` has passed, or for a jittered backoff
+        when the header was absent.
+        """
+        ...
+
+
+def make_limiter(
+    rate: float | str,
+    *,
+    max_rate: float = 50.0,
+    clock: Clock = time.monotonic,
+    sleep: Sleep = asyncio.sleep,
+) -> Limiter:
+    """The limiter for a setting: a fixed ``rate``, or ``"auto"`` (at most ``max_rate``)."""
+    if rate == "auto":
+        raise NotImplementedError("rate='auto' is not built yet")
+    return RateLimiter(float(rate), clock=clock, sleep=sleep)
 
 
 class RateLimiter:
@@ -83,8 +130,8 @@ class RateLimiter:
             return now
         return max(self._next_slot, now - 0.5 / self._rate)
 
-    async def acquire(self) -> None:
-        """Wait for the next slot. Waiters are served first come, first served."""
+    async def acquire(self) -> float:
+        """Wait for the next slot; return its grant time. First come, first served."""
         async with self._lock:
             while True:
                 now = self._clock()
@@ -99,6 +146,15 @@ class RateLimiter:
             if self._rate < self.max_rate:
                 # additive increase: back to full pace about ten seconds after one 429
                 self._rate = min(self.max_rate, self._rate + self.max_rate / (50.0 * self._rate))
+            return now
+
+    def on_answer(self, sent_at: float) -> None:
+        """Nothing to learn from an answer at a fixed rate."""
+
+    def on_throttle(self, sent_at: float, retry_after: float | None) -> None:
+        """Pause everyone for ``retry_after``, or about a second, jittered, when absent."""
+        # Jitter, so that clients sharing the key do not come back in lockstep.
+        self.pause(retry_after if retry_after is not None else 1.0 + random.random())
 
     def pause(self, seconds: float) -> None:
         """Hold every waiter for ``seconds`` from now, and slow the pace (a 429 arrived)."""

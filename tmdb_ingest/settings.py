@@ -126,8 +126,12 @@ class Settings:
     # what to select
     genres: tuple[str, ...] = DEFAULT_GENRES
     votes_above: int = 1000
+    state_prefix: str | None = None  # default: a "_state" folder beside the data prefix
+    format: str = "json"  # "json" (one array per file) or "ndjson" (one object per line)
+    compress: str | None = None  # None or "gzip" (".gz" added to data file names)
     # how fast
-    rate: float = 40.0
+    rate: float | str = 40.0  # requests per second, or "auto" (found, at most max_rate)
+    max_rate: float = 50.0
     concurrency: int = 20
     batch_size: int = 100
     # which run, which part of it, how long
@@ -148,6 +152,7 @@ class Settings:
     backoff_initial: float = 0.5
     backoff_max: float = 20.0
     upload_concurrency: int = 4
+    lease_ttl: float = 30.0
 
     def __post_init__(self) -> None:
         if self.bucket is not None and self.out_dir is not None:
@@ -168,7 +173,24 @@ class Settings:
             raise ConfigError("genres", f"must be one or more genre names, got {self.genres!r}")
         object.__setattr__(self, "genres", genres)
         _int("votes_above", self.votes_above, low=-1, high=10**10)
-        _positive("rate", self.rate, low=0.1, high=10_000)
+        if self.rate != "auto":
+            _positive("rate", self.rate, low=0.1, high=10_000)  # type: ignore[arg-type]
+        _positive("max_rate", self.max_rate, low=0.1, high=10_000)
+        if self.state_prefix is not None:
+            state_prefix = self.state_prefix.strip("/")
+            if not state_prefix or not any(p.startswith("_") for p in state_prefix.split("/")):
+                raise ConfigError(
+                    "state_prefix",
+                    f"must be a path with a part starting with '_': {self.state_prefix!r}",
+                )
+            if state_prefix == prefix or state_prefix.startswith(prefix + "/"):
+                raise ConfigError("state_prefix", f"must not lie inside the data prefix {prefix!r}")
+            object.__setattr__(self, "state_prefix", state_prefix)
+        if self.format not in ("json", "ndjson"):
+            raise ConfigError("format", f"must be json or ndjson, got {self.format!r}")
+        if self.compress not in (None, "gzip"):
+            raise ConfigError("compress", f"must be gzip or none, got {self.compress!r}")
+        _positive("lease_ttl", self.lease_ttl, low=3.0, high=3600)
         _int("concurrency", self.concurrency, low=1, high=1_000)
         _int("batch_size", self.batch_size, low=1, high=10_000)
         if self.run_id is not None and not _RUN_ID_RE.match(self.run_id):
@@ -212,6 +234,14 @@ class Settings:
         _positive("backoff_initial", self.backoff_initial, low=0, high=600)
         _positive("backoff_max", self.backoff_max, low=0, high=3600)
         _int("upload_concurrency", self.upload_concurrency, low=1, high=64)
+
+    @property
+    def state_root(self) -> str:
+        """Where run state lives: ``state_prefix``, else ``_state`` beside the data prefix."""
+        if self.state_prefix is not None:
+            return self.state_prefix
+        parent = self.prefix.rpartition("/")[0]
+        return f"{parent}/_state" if parent else "_state"
 
     def replace(self, **changes: Any) -> Settings:
         """Return a copy with ``changes`` applied (and validated)."""

@@ -1,12 +1,22 @@
 """The TMDB client: authentication, one request per movie, and the outcome of each.
 
-One :class:`TmdbClient` per run holds one ``aiohttp.ClientSession`` (injectable for
-tests). :meth:`TmdbClient.fetch` asks for one movie, retrying with tenacity, and returns a
+A plain client, in the manner of httpx's: it knows its endpoint, its credentials, a
+:class:`ClientPolicy` (timeouts, retries) and a :class:`~tmdb_ingest.ratelimit.Limiter`,
+nothing of the run that uses it. It is stopped by cancellation or by the ``retry_until``
+deadline (on the event loop's clock) given to :meth:`TmdbClient.fetch`.
+
+:meth:`TmdbClient.fetch` asks for one movie, retrying with tenacity, and returns a
 :class:`FetchResult`: ``fetched`` (a 200 whose body is a JSON object, kept byte for
-byte), ``not_found`` (404, final) or ``failed`` (the attempts or the retry time ran out;
-the last reason is kept). A 401 raises :class:`~tmdb_ingest.errors.AuthError`, which stops
-the run. A stop asked for by the caller (time budget) ends the retries early and leaves
-the id *unresolved*, never ``failed``.
+byte), ``not_found`` (a 404 with TMDB's body, ``status_code`` 34: final), ``failed``
+(the attempts or the retry time ran out; the last reason is kept) or ``unresolved`` (the
+deadline came first: the id is neither fetched nor failed). A 401 raises
+:class:`~tmdb_ingest.errors.AuthError`. A 404 that is not TMDB's (an HTML page from a
+proxy or a wrong URL) is never ``not_found``: it is retried like a 5xx.
+
+:meth:`TmdbClient.check` is the run's first request, sent alone: it raises ``AuthError``
+for a rejected key (one request, not one per worker) and
+:class:`~tmdb_ingest.errors.TmdbUnreachable` when nothing that answers is TMDB
+(connection refused, timeouts, foreign 404s), within seconds.
 
 Secrets: the key is sent as the ``api_key`` query parameter, the token as a Bearer header;
 neither appears in a reason, an exception message or a log line (reasons are built from
@@ -18,20 +28,27 @@ from __future__ import annotations
 import asyncio
 import enum
 import random
-import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import aiohttp
 import orjson
-from tenacity import AsyncRetrying, RetryCallState, RetryError, retry_if_exception_type
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    RetryError,
+    retry_if_exception_type,
+)
 
-from tmdb_ingest.errors import AuthError, ConfigError
+from tmdb_ingest.errors import AuthError, ConfigError, TmdbUnreachable
 from tmdb_ingest.ids import is_imdb_id
-from tmdb_ingest.ratelimit import RateLimiter
-from tmdb_ingest.settings import Settings
+from tmdb_ingest.ratelimit import Limiter, make_limiter
 
-__all__ = ["FetchResult", "Outcome", "RequestStats", "TmdbClient"]
+if TYPE_CHECKING:
+    from tmdb_ingest.settings import Secret, Settings
+
+__all__ = ["ClientPolicy", "FetchResult", "Outcome", "RequestStats", "TmdbClient"]
 
 _AUTH_MESSAGES = {
     7: "TMDB rejected the API key or token (status_code 7: invalid key)",
@@ -45,7 +62,7 @@ class Outcome(enum.StrEnum):
     FETCHED = "fetched"
     NOT_FOUND = "not_found"
     FAILED = "failed"
-    UNRESOLVED = "unresolved"  # stopped (time budget, fatal error) before an answer
+    UNRESOLVED = "unresolved"  # stopped (deadline, cancellation) before an answer
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,31 +87,59 @@ class RequestStats:
     max_in_flight: int = 0
 
 
-MAX_THROTTLED = 30
+@dataclass(frozen=True, slots=True)
+class ClientPolicy:
+    """Timeouts and retries: a value object, like httpx's ``Timeout`` and ``Limits``.
+
+    Errors (5xx, timeouts, resets, bad bodies, foreign 404s) are tried at most
+    ``max_attempts`` times with exponential backoff and "equal jitter", and at most
+    ``max_retry_wait`` seconds of backoff in all. 429s are not the movie's fault: they
+    count against ``max_throttled`` instead, and the limiter does the waiting.
+    """
+
+    connect_timeout: float = 5.0
+    request_timeout: float = 15.0
+    max_attempts: int = 6
+    max_retry_wait: float = 60.0
+    backoff_initial: float = 0.5
+    backoff_max: float = 20.0
+    max_throttled: int = 30
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ClientPolicy:
+        return cls(
+            connect_timeout=settings.connect_timeout,
+            request_timeout=settings.request_timeout,
+            max_attempts=settings.max_attempts,
+            max_retry_wait=settings.max_retry_wait,
+            backoff_initial=settings.backoff_initial,
+            backoff_max=settings.backoff_max,
+        )
+
+    @property
+    def attempt_timeout(self) -> float:
+        """The longest one attempt may take, once it has its connection slot."""
+        return self.connect_timeout + self.request_timeout
+
+    def backoff(self, errors: int, rng: random.Random) -> float:
+        """The wait after the ``errors``-th error in a row: equal jitter, capped."""
+        ceiling = min(self.backoff_max, self.backoff_initial * 2 ** max(0, errors - 1))
+        return rng.uniform(ceiling / 2, ceiling)
 
 
-@dataclass(slots=True)
-class _Tally:
-    """Attempts of one fetch, by kind, and the backoff slept so far."""
-
-    attempts: int = 0
-    errors: int = 0
-    throttles: int = 0
-    waited: float = 0.0
-
-    @staticmethod
-    def throttled_last(state: RetryCallState) -> bool:
-        exc = state.outcome.exception() if state.outcome else None
-        return isinstance(exc, _Retryable) and exc.throttled
+# The first request's policy: a few quick tries, so that a wrong URL is found in seconds.
+_CHECK_POLICY_ATTEMPTS = 3
+_CHECK_POLICY_BACKOFF = 0.5
 
 
 class _Retryable(Exception):
-    """An answer worth trying again (429, 5xx, timeout, reset, bad body)."""
+    """An answer worth trying again (429, 5xx, timeout, reset, bad body, foreign 404)."""
 
-    def __init__(self, reason: str, *, throttled: bool = False) -> None:
+    def __init__(self, reason: str, *, throttled: bool = False, foreign: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
         self.throttled = throttled  # a 429: the limiter, not the backoff, does the waiting
+        self.foreign = foreign  # nothing shows that TMDB answered (refused, timeout, HTML 404)
 
 
 class _Final(Exception):
@@ -103,10 +148,6 @@ class _Final(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
-
-
-class _Stopped(Exception):
-    """The caller asked to stop; the id stays unresolved."""
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -120,66 +161,102 @@ def _retry_after(value: str | None) -> float | None:
 
 
 def _tmdb_code(body: bytes) -> int | None:
+    """TMDB's ``status_code`` in an error body, or None when the body is not TMDB's."""
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError:
         return None
     code = data.get("status_code") if isinstance(data, dict) else None
-    return code if isinstance(code, int) else None
+    return code if isinstance(code, int) and not isinstance(code, bool) else None
+
+
+@dataclass(slots=True)
+class _Tally:
+    """Attempts of one fetch, by kind, and the backoff slept so far."""
+
+    attempts: int = 0
+    errors: int = 0
+    throttles: int = 0
+    waited: float = 0.0
+    deadline_hit: bool = False
 
 
 class TmdbClient:
-    """Fetches movie details from TMDB, one id per request, within the run's limits.
+    """Fetches movie details from TMDB, one id per request, within its limits.
 
-    Use as ``async with TmdbClient(settings) as client``. ``session`` and ``limiter`` can be
-    injected; an injected session is not closed by the client. ``should_stop`` is polled
-    before each attempt and each retry wait: when it says so the id is left unresolved.
+    Use as ``async with TmdbClient(url, api_key=...) as client`` (or
+    :meth:`from_settings`). ``session`` and ``limiter`` can be injected; an injected
+    session is not closed by the client. At most ``concurrency`` requests are in flight.
     """
 
     def __init__(
         self,
-        settings: Settings,
+        base_url: str,
         *,
+        api_key: Secret | None = None,
+        access_token: Secret | None = None,
+        language: str | None = None,
+        append_to_response: Sequence[str] = (),
+        concurrency: int = 20,
+        policy: ClientPolicy | None = None,
+        limiter: Limiter | None = None,
         session: aiohttp.ClientSession | None = None,
-        limiter: RateLimiter | None = None,
-        should_stop: Callable[[], bool] = lambda: False,
-        stop_retrying_at: Callable[[], float | None] = lambda: None,
-        clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
-        on_answer: Callable[[], None] | None = None,
     ) -> None:
-        if not settings.api_key and not settings.access_token:
+        if not api_key and not access_token:
             raise ConfigError("api_key", "set TMDB_API_KEY or TMDB_ACCESS_TOKEN")
-        self._settings = settings
+        self.base_url = base_url.rstrip("/")
+        self.policy = policy or ClientPolicy()
+        self.limiter: Limiter = limiter or make_limiter(40.0)
+        self.concurrency = concurrency
         self._session = session
         self._own_session = session is None
-        self.limiter = limiter or RateLimiter(settings.rate)
-        self._slots = asyncio.Semaphore(settings.concurrency)
-        self._should_stop = should_stop
-        self._stop_retrying_at = stop_retrying_at
-        self._clock = clock
+        self._slots = asyncio.Semaphore(concurrency)
         self._rng = rng or random.Random()
-        self._on_answer = on_answer
         self.stats = RequestStats()
+        self.tmdb_seen = False  # any answer so far that TMDB (not a proxy) gave
         self._params: dict[str, str] = {}
         self._headers = {"Accept": "application/json"}
-        if settings.access_token:
-            self._headers["Authorization"] = f"Bearer {settings.access_token.get()}"
-        elif settings.api_key:
-            self._params["api_key"] = settings.api_key.get()
-        if settings.language:
-            self._params["language"] = settings.language
-        if settings.append_to_response:
-            self._params["append_to_response"] = ",".join(settings.append_to_response)
+        if access_token:
+            self._headers["Authorization"] = f"Bearer {access_token.get()}"
+        elif api_key:
+            self._params["api_key"] = api_key.get()
+        if language:
+            self._params["language"] = language
+        if append_to_response:
+            self._params["append_to_response"] = ",".join(append_to_response)
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        limiter: Limiter | None = None,
+        session: aiohttp.ClientSession | None = None,
+        rng: random.Random | None = None,
+    ) -> TmdbClient:
+        """A client for what ``settings`` name: endpoint, credentials, language, timeouts."""
+        return cls(
+            settings.tmdb_url,
+            api_key=settings.api_key,
+            access_token=settings.access_token,
+            language=settings.language,
+            append_to_response=settings.append_to_response,
+            concurrency=settings.concurrency,
+            policy=ClientPolicy.from_settings(settings),
+            limiter=limiter or make_limiter(settings.rate, max_rate=settings.max_rate),
+            session=session,
+            rng=rng,
+        )
 
     async def __aenter__(self) -> TmdbClient:
         if self._session is None:
-            s = self._settings
-            connector = aiohttp.TCPConnector(limit=s.concurrency, ttl_dns_cache=300)
+            p = self.policy
+            connector = aiohttp.TCPConnector(limit=self.concurrency, ttl_dns_cache=300)
             # No `total` timeout: it would count the wait for a pool slot. Connect and read
             # inactivity are bounded here; the whole attempt is bounded in `_attempt`.
             timeout = aiohttp.ClientTimeout(
-                total=None, sock_connect=s.connect_timeout, sock_read=s.request_timeout
+                total=None, sock_connect=p.connect_timeout, sock_read=p.request_timeout
             )
             self._session = aiohttp.ClientSession(
                 connector=connector, timeout=timeout, raise_for_status=False
@@ -187,6 +264,8 @@ class TmdbClient:
             # aiohttp silently re-sends a GET once when a kept-alive connection is closed
             # under it. That second request bypasses the rate limiter (one grant, two
             # requests) and the retry count, so turn it off: our own retries handle it.
+            # tests/test_tmdb_tcp.py proves it over real TCP, so a rename in aiohttp fails
+            # a test instead of silently undoing this.
             if hasattr(self._session, "_retry_connection"):
                 self._session._retry_connection = False
         return self
@@ -200,47 +279,57 @@ class TmdbClient:
         """The movie-details URL for a validated IMDb id (no credentials in it)."""
         if not is_imdb_id(imdb_id):
             raise ValueError(f"not an IMDb title id (tt + 7 to 10 digits): {imdb_id!r}")
-        return f"{self._settings.tmdb_url}/movie/{imdb_id}"
+        return f"{self.base_url}/movie/{imdb_id}"
+
+    # -- one attempt ----------------------------------------------------------------------
 
     async def _attempt(self, imdb_id: str, url: str) -> FetchResult:
-        assert self._session is not None, "use `async with TmdbClient(...)`"
         async with self._slots:
-            if self._should_stop():
-                raise _Stopped
-            await self.limiter.acquire()
-            if self._should_stop():
-                raise _Stopped
+            sent_at = await self.limiter.acquire()
             stats = self.stats
             stats.requests += 1
             stats.in_flight += 1
             stats.max_in_flight = max(stats.max_in_flight, stats.in_flight)
             try:
-                # The slot is ours, so this bounds the request itself, not a queue wait.
-                budget = self._settings.connect_timeout + self._settings.request_timeout
-                async with (
-                    asyncio.timeout(budget),
-                    self._session.get(url, params=self._params, headers=self._headers) as resp,
-                ):
-                    status = resp.status
-                    body = await resp.read()
-                    retry_after = _retry_after(resp.headers.get("Retry-After"))
-            except TimeoutError:
-                raise _Retryable("timeout") from None
-            except aiohttp.ClientPayloadError:
-                raise _Retryable("truncated body") from None
-            except aiohttp.ServerDisconnectedError:
-                raise _Retryable("connection closed by server") from None
-            except aiohttp.ClientConnectionError as exc:
-                raise _Retryable(f"connection error ({type(exc).__name__})") from None
-            except aiohttp.ClientError as exc:
-                raise _Retryable(f"client error ({type(exc).__name__})") from None
+                status, body, retry_after = await self._request(url)
+            except BaseException:
+                self.limiter.on_answer(sent_at)
+                raise
             finally:
                 stats.in_flight -= 1
-        return self._classify(imdb_id, status, body, retry_after)
+        if status == 429:
+            self.stats.throttled += 1
+            self.tmdb_seen = True
+            self.limiter.on_throttle(sent_at, retry_after)
+            code = _tmdb_code(body)
+            raise _Retryable(
+                f"HTTP 429{f' (status_code {code})' if code is not None else ''}", throttled=True
+            )
+        self.limiter.on_answer(sent_at)
+        return self._classify(imdb_id, status, body)
 
-    def _classify(
-        self, imdb_id: str, status: int, body: bytes, retry_after: float | None
-    ) -> FetchResult:
+    async def _request(self, url: str) -> tuple[int, bytes, float | None]:
+        assert self._session is not None, "use `async with TmdbClient(...)`"
+        try:
+            # The slot is ours, so this bounds the request itself, not a queue wait.
+            async with (
+                asyncio.timeout(self.policy.attempt_timeout),
+                self._session.get(url, params=self._params, headers=self._headers) as resp,
+            ):
+                body = await resp.read()
+                return resp.status, body, _retry_after(resp.headers.get("Retry-After"))
+        except TimeoutError:
+            raise _Retryable("timeout", foreign=True) from None
+        except aiohttp.ClientPayloadError:
+            raise _Retryable("truncated body") from None
+        except aiohttp.ServerDisconnectedError:
+            raise _Retryable("connection closed by server") from None
+        except aiohttp.ClientConnectionError as exc:
+            raise _Retryable(f"connection error ({type(exc).__name__})", foreign=True) from None
+        except aiohttp.ClientError as exc:
+            raise _Retryable(f"client error ({type(exc).__name__})") from None
+
+    def _classify(self, imdb_id: str, status: int, body: bytes) -> FetchResult:
         if status == 200:
             try:
                 data = orjson.loads(body)
@@ -248,42 +337,42 @@ class TmdbClient:
                 raise _Retryable("HTTP 200 with a body that is not JSON") from None
             if not isinstance(data, dict):
                 raise _Retryable("HTTP 200 with a body that is not a JSON object")
+            self.tmdb_seen = True
             return FetchResult(imdb_id, Outcome.FETCHED, body=body)
         code = _tmdb_code(body)
+        if code is not None:
+            self.tmdb_seen = True
         suffix = f" (status_code {code})" if code is not None else ""
         if status == 404:
-            return FetchResult(imdb_id, Outcome.NOT_FOUND, reason=f"HTTP 404{suffix}")
+            if code == 34:
+                return FetchResult(imdb_id, Outcome.NOT_FOUND, reason=f"HTTP 404{suffix}")
+            raise _Retryable(f"HTTP 404 that is not TMDB's{suffix}", foreign=code is None)
         if status == 401:
             message = _AUTH_MESSAGES.get(
                 code or 7, f"TMDB rejected the credentials (HTTP 401{suffix})"
             )
             raise AuthError(code, message)
-        if status == 429:
-            self.stats.throttled += 1
-            pause = retry_after if retry_after is not None else self._throttle_backoff()
-            self.limiter.pause(pause)
-            raise _Retryable(f"HTTP 429{suffix}", throttled=True)
         if status >= 500 or status == 408:
             raise _Retryable(f"HTTP {status}{suffix}")
         raise _Final(f"HTTP {status}{suffix}")
 
-    def _throttle_backoff(self) -> float:
-        # No Retry-After: back off for about a second, with jitter so that clients
-        # sharing the key do not come back in lockstep.
-        return 1.0 + self._rng.random()
+    # -- one id, with retries ---------------------------------------------------------------
 
-    async def fetch(self, imdb_id: str) -> FetchResult:
+    async def fetch(
+        self, imdb_id: str, *, retry_until: float | None = None, policy: ClientPolicy | None = None
+    ) -> FetchResult:
         """Ask TMDB for one movie, with retries; return what became of it.
 
-        Errors (5xx, timeouts, resets, bad bodies) are retried with exponential backoff
-        and "equal jitter", at most ``max_attempts`` times and ``max_retry_wait`` seconds
-        of backoff in all. A 429 is not the movie's fault: the shared limiter holds every
-        worker for ``Retry-After``, and throttled attempts count against a separate, larger
-        bound (``MAX_THROTTLED``). Raises :class:`~tmdb_ingest.errors.AuthError` on 401.
-        Never raises for a per-movie problem: those come back as ``failed`` with the last
-        reason.
+        ``retry_until`` is a deadline on the event loop's clock: no retry wait that would
+        end past it is begun, and the id comes back ``unresolved``. Cancel the call to stop
+        it at once. Raises :class:`~tmdb_ingest.errors.AuthError` on 401. Never raises for
+        a per-movie problem: those come back as ``failed`` with the last reason.
         """
         url = self.url_for(imdb_id)
+        policy = policy or self.policy
+        loop = asyncio.get_running_loop()
+        if retry_until is not None and loop.time() >= retry_until:
+            return FetchResult(imdb_id, Outcome.UNRESOLVED)
         tally = _Tally()
 
         async def attempt() -> FetchResult:
@@ -296,45 +385,84 @@ class TmdbClient:
                 else:
                     tally.errors += 1
                 raise
-            finally:
-                if self._on_answer is not None:
-                    self._on_answer()
+
+        def last_throttled(state: RetryCallState) -> bool:
+            exc = state.outcome.exception() if state.outcome else None
+            return isinstance(exc, _Retryable) and exc.throttled
 
         def wait(state: RetryCallState) -> float:
-            if tally.throttled_last(state):
+            if last_throttled(state):
                 return self._rng.uniform(0.0, 0.2)  # the limiter already holds everyone
-            s = self._settings
-            ceiling = min(s.backoff_max, s.backoff_initial * 2 ** max(0, tally.errors - 1))
-            return float(self._rng.uniform(ceiling / 2, ceiling))
+            return policy.backoff(tally.errors, self._rng)
 
-        def stop(state: RetryCallState) -> bool:
-            s = self._settings
+        def out_of_attempts(state: RetryCallState) -> bool:
+            if last_throttled(state):
+                return tally.throttles >= policy.max_throttled
             upcoming = state.upcoming_sleep
-            throttled = tally.throttled_last(state)
-            if throttled:
-                if tally.throttles >= MAX_THROTTLED:
-                    return True
-            elif tally.errors >= s.max_attempts or tally.waited + upcoming > s.max_retry_wait:
-                return True
-            limit = self._stop_retrying_at()
-            if self._should_stop() or (limit is not None and self._clock() + upcoming > limit):
-                raise _Stopped
-            if not throttled:
-                tally.waited += upcoming
-            return False
+            return tally.errors >= policy.max_attempts or (
+                tally.waited + upcoming > policy.max_retry_wait
+            )
+
+        def past_deadline(state: RetryCallState) -> bool:
+            late = retry_until is not None and loop.time() + state.upcoming_sleep > retry_until
+            tally.deadline_hit = tally.deadline_hit or late
+            return late
+
+        def count_wait(state: RetryCallState) -> None:
+            if not last_throttled(state):
+                tally.waited += state.upcoming_sleep
 
         retrying = AsyncRetrying(
-            retry=retry_if_exception_type(_Retryable), wait=wait, stop=stop, reraise=False
+            retry=retry_if_exception_type(_Retryable),
+            wait=wait,
+            stop=lambda state: out_of_attempts(state) or past_deadline(state),
+            before_sleep=count_wait,
+            reraise=False,
         )
         try:
             result: FetchResult = await retrying(attempt)
         except RetryError as exc:
-            last = exc.last_attempt.exception()
-            reason = last.reason if isinstance(last, _Retryable) else type(last).__name__
-            result = FetchResult(imdb_id, Outcome.FAILED, reason=reason)
+            if tally.deadline_hit:
+                result = FetchResult(imdb_id, Outcome.UNRESOLVED)
+            else:
+                last = exc.last_attempt.exception()
+                reason = last.reason if isinstance(last, _Retryable) else type(last).__name__
+                result = FetchResult(imdb_id, Outcome.FAILED, reason=reason)
         except _Final as exc:
             result = FetchResult(imdb_id, Outcome.FAILED, reason=exc.reason)
-        except _Stopped:
-            result = FetchResult(imdb_id, Outcome.UNRESOLVED)
-        self.stats.retries += max(0, tally.attempts - 1)
-        return FetchResult(imdb_id, result.outcome, result.body, result.reason, tally.attempts)
+        finally:
+            self.stats.retries += max(0, tally.attempts - 1)
+        return replace(result, attempts=tally.attempts)
+
+    async def check(self, imdb_id: str, *, retry_until: float | None = None) -> FetchResult | None:
+        """The run's first request, sent alone: is TMDB there, and does it take the key?
+
+        Tries ``imdb_id`` a few times quickly. Raises :class:`AuthError` when the key is
+        rejected, and :class:`TmdbUnreachable` when no answer came from TMDB (connection
+        errors, timeouts, 404s without TMDB's body). Returns the id's result when it is
+        final (fetched or not found), else None: the id then goes through the normal
+        retries with the others.
+        """
+        quick = replace(
+            self.policy,
+            max_attempts=_CHECK_POLICY_ATTEMPTS,
+            backoff_initial=_CHECK_POLICY_BACKOFF,
+            backoff_max=2 * _CHECK_POLICY_BACKOFF,
+        )
+        result = await self.fetch(imdb_id, retry_until=retry_until, policy=quick)
+        if result.outcome in (Outcome.FETCHED, Outcome.NOT_FOUND):
+            return result
+        if not self.tmdb_seen and result.outcome is Outcome.FAILED:
+            raise TmdbUnreachable(
+                f"TMDB did not answer at {_safe_url(self.base_url)}: {result.reason} "
+                f"({result.attempts} attempts); check --tmdb-url, the network "
+                "(a route to the internet, a NAT gateway) and any proxy"
+            )
+        return None
+
+
+def _safe_url(url: str) -> str:
+    """The URL without any user:password part."""
+    scheme, sep, rest = url.partition("://")
+    host, slash, path = rest.partition("/")
+    return f"{scheme}{sep}{host.rpartition('@')[2]}{slash}{path}"

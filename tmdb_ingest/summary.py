@@ -1,0 +1,84 @@
+"""What one invocation did (:class:`Summary`), and progress so far (:class:`Snapshot`)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Protocol
+
+import orjson
+
+__all__ = ["Progress", "Snapshot", "Summary"]
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """What one invocation did. ``done``: every selected id is in a data file or the report.
+
+    ``busy`` and ``error`` apply only sometimes: ``busy`` when another invocation held the
+    run and this one did nothing, ``error`` (one line, no secret) when the run stopped on
+    a fatal error. ``retried_failed``: ids reported ``failed`` by an earlier invocation
+    that this one tried again.
+    """
+
+    run_id: str
+    shard: str
+    selected: int
+    skipped: int
+    fetched: int
+    not_found: int
+    failed: int
+    batches: int
+    requests: int
+    retries: int
+    throttled: int
+    elapsed_s: float
+    done: bool
+    report: str | None
+    retried_failed: int = 0
+    busy: bool = False
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The summary as a JSON-serialisable dict, fields in the documented order.
+
+        ``retried_failed``, ``busy`` and ``error`` are present only when they apply.
+        """
+        data = asdict(self)
+        if not self.retried_failed:
+            del data["retried_failed"]
+        if not self.busy:
+            del data["busy"]
+        if self.error is None:
+            del data["error"]
+        return data
+
+    def to_json(self) -> str:
+        """The summary as one line of JSON."""
+        return orjson.dumps(self.as_dict()).decode()
+
+    def to_text(self) -> str:
+        """The summary as aligned ``field: value`` lines, for people."""
+        return "\n".join(f"{key:>14}: {value}" for key, value in self.as_dict().items())
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Progress so far, for progress bars and log lines."""
+
+    total: int
+    fetched: int
+    not_found: int
+    failed: int
+    requests: int
+    throttled: int
+    elapsed_s: float
+
+    @property
+    def completed(self) -> int:
+        return self.fetched + self.not_found + self.failed
+
+
+class Progress(Protocol):
+    """Receives a :class:`Snapshot` about twice a second."""
+
+    def update(self, snapshot: Snapshot) -> None: ...
