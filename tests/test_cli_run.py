@@ -102,7 +102,7 @@ def test_a_rejected_key_exits_1_with_one_line_and_no_secret(
     assert len(fatal) == 1 and "rejected" in fatal[0]  # noqa: PT018
     assert "Traceback" not in captured.err
     assert secret not in captured.out + captured.err
-    assert tmdb.stats.requests <= 3
+    assert tmdb.stats.requests == 1  # the first request goes alone
 
 
 @pytest.mark.parametrize(
@@ -163,7 +163,13 @@ def test_sigkill_at_random_moments_then_rerun_ends_exactly_once(
     for _ in range(4):
         proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
-            proc.wait(timeout=rng.uniform(1.0, 2.5))
+            # a random moment after the run has started landing (start-up time varies
+            # with the machine's load)
+            for _ in range(600):
+                if proc.poll() is not None or any(out.glob("Raw/TMDB/JSON/2*/*/*/*.json")):
+                    break
+                time.sleep(0.05)
+            proc.wait(timeout=rng.uniform(0.0, 1.5))
         except subprocess.TimeoutExpired:
             proc.send_signal(signal.SIGKILL)
         finally:

@@ -92,7 +92,8 @@ def test_shards_partition_ids_stably() -> None:
     assert sum(len(p) for p in parts) == len(ids)
     assert set().union(*parts) == set(ids)
     assert all(len(p) > 300 for p in parts)  # a hash, not a range: roughly even
-    assert [shard_of(i, 5) for i in ids[:50]] == [shard_of(i, 5) for i in ids[:50]]
+    # pinned: the same shards on every machine, run and release
+    assert [shard_of(i, 5) for i in ids[:12]] == [1, 1, 0, 3, 0, 1, 4, 4, 4, 4, 3, 0]
     assert shard_of("tt0076759", 4) == 3  # fixed: must not change between releases
 
 

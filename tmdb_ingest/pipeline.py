@@ -2,14 +2,15 @@
 
 ::
 
-    ids -> producer -> bounded queue -> fetch workers (limiter + retries) -> batcher
-        -> upload queue -> uploaders -> sink (manifest, then data file)
-                                     '-> report chunks, checkpoint, report (under _state)
+    ids -> fetch pool (fetchpool.py: workers, limiter, retries) -> lander (lander.py:
+        batcher, report chunks, uploaders) -> run state (state.py: manifest, data file)
+                  ^ deadline.py: when to stop taking ids, when to cancel, what to keep
 
-Memory is bounded by the queues (workers wait while too many batches are waiting for
-upload), not by the number of ids. With a time budget the run stops taking ids early
-enough to finish what is in flight, cancels what is still running at the hard stop
-(those ids stay unresolved, never failed), flushes, saves, and returns in time.
+This module only puts the parts together for one invocation: it opens the sink and the
+run state, sends the first request alone (a rejected key or a wrong URL costs one
+request), runs the pool inside the lander's uploads, saves the state and returns the
+:class:`~tmdb_ingest.summary.Summary`. Memory is bounded by the lander's places, not by
+the number of ids.
 """
 
 from __future__ import annotations
@@ -19,37 +20,30 @@ import contextlib
 import datetime as dt
 import logging
 import os
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Iterable
 from contextlib import AsyncExitStack
 from typing import Any
 
 import aiohttp
 
-from tmdb_ingest.batching import Batch, Batcher
-from tmdb_ingest.errors import FatalError, SinkError
+from tmdb_ingest.deadline import Deadline
+from tmdb_ingest.errors import FatalError
+from tmdb_ingest.fetchpool import fetch_all
 from tmdb_ingest.ids import is_imdb_id
+from tmdb_ingest.lander import Lander
 from tmdb_ingest.ratelimit import Limiter
 from tmdb_ingest.settings import Settings
 from tmdb_ingest.sinks import LocalSink, S3Sink, Sink
-from tmdb_ingest.state import ReportEntry, RunState, derive_run_id, in_shard
+from tmdb_ingest.state import RunState, derive_run_id, in_shard
+from tmdb_ingest.stopping import StopRequest
 from tmdb_ingest.summary import Progress, Snapshot, Summary
-from tmdb_ingest.tmdb import FetchResult, Outcome, TmdbClient
+from tmdb_ingest.tmdb import ClientPolicy, FetchResult, Outcome, TmdbClient
 
-__all__ = ["Progress", "Snapshot", "Summary", "ingest", "ingest_csv"]
+__all__ = ["Progress", "Snapshot", "Summary", "ingest", "ingest_csv", "open_sink"]
 
 log = logging.getLogger("tmdb_ingest")
 
-
-def _budget_marks(settings: Settings, start: float) -> tuple[float | None, float | None]:
-    """(soft stop, hard stop): stop taking ids; cancel what still runs."""
-    budget = settings.time_budget
-    if budget is None:
-        return None, None
-    flush_reserve = min(max(1.0, 0.1 * budget), 10.0)
-    hard = start + budget - flush_reserve
-    in_flight_reserve = min(settings.connect_timeout + settings.request_timeout, 0.3 * budget)
-    return hard - in_flight_reserve, hard
+_MALFORMED = "malformed IMDb id; not sent"
 
 
 def open_sink(settings: Settings) -> S3Sink | LocalSink:
@@ -58,7 +52,7 @@ def open_sink(settings: Settings) -> S3Sink | LocalSink:
     if settings.bucket is not None:
         return S3Sink(
             settings.bucket,
-            check_prefix=f"{settings.prefix}/_state/",
+            check_prefix=f"{settings.state_root}/",
             endpoint_url=settings.s3_endpoint_url,
             max_pool_connections=settings.upload_concurrency * 2 + 4,
         )
@@ -74,9 +68,9 @@ async def ingest(
     session: aiohttp.ClientSession | None = None,
     progress: Progress | None = None,
     today: dt.date | None = None,
-    clock: Callable[[], float] = time.monotonic,
     started_at: float | None = None,
     limiter: Limiter | None = None,
+    stop: StopRequest | None = None,
 ) -> Summary:
     """Fetch every id from TMDB and land it in the sink, exactly once; return the summary.
 
@@ -84,23 +78,28 @@ async def ingest(
     ``failed`` and never sent). Only the ids of ``settings.shard`` are processed. Ids
     already landed or reported by an earlier invocation of the same run are skipped.
     ``sink`` and ``session`` can be injected; otherwise they are made from ``settings``
-    and closed on return. ``limiter`` replaces the default :class:`RateLimiter` (for
-    benchmarks and tests: anything with ``acquire()``, ``pause(seconds)`` and
-    ``max_rate``). Raises :class:`~tmdb_ingest.errors.FatalError` (with the summary so
-    far as ``.summary``) when the key is rejected or the sink fails.
+    and closed on return. ``limiter`` replaces the one ``settings.rate`` names (any
+    :class:`~tmdb_ingest.ratelimit.Limiter`). ``started_at`` (on the event loop's clock)
+    is when the time budget began; default: now. ``stop`` (a
+    :class:`~tmdb_ingest.stopping.StopRequest`) stops the run cleanly when requested: no
+    new ids, the partial file landed, the state saved, ``done: false``. Raises
+    :class:`~tmdb_ingest.errors.FatalError` (with the summary so far as ``.summary``)
+    when the key is rejected, TMDB is not there, or the sink fails.
     """
-    start = clock() if started_at is None else started_at
     settings.require_credentials()
     if sink is None:
         settings.require_sink()
+    deadline = Deadline(
+        settings.time_budget,
+        start=started_at,
+        max_request=ClientPolicy.from_settings(settings).attempt_timeout,
+    )
     valid: list[str] = []
     malformed: list[str] = []
     for imdb_id in sorted(set(ids)):
         (valid if is_imdb_id(imdb_id) else malformed).append(imdb_id)
     day = today or dt.datetime.now(dt.UTC).date()
     run_id = settings.run_id or derive_run_id(valid, settings, day)
-    shard_ids = in_shard(valid, settings.shard)
-    shard_malformed = in_shard(malformed, settings.shard)
 
     async with AsyncExitStack() as stack:
         if sink is None:
@@ -110,8 +109,18 @@ async def ingest(
         state = await RunState.open(
             sink, prefix=settings.prefix, run_id=run_id, shard=settings.shard, today=day
         )
-        run = _Run(settings, state, clock=clock, start=start, progress=progress, limiter=limiter)
-        return await run.execute(shard_ids, shard_malformed, session=session)
+        client = TmdbClient.from_settings(settings, session=session, limiter=limiter)
+        run = _Invocation(settings, state, deadline, client)
+        shard_ids = in_shard(valid, settings.shard)
+        shard_malformed = in_shard(malformed, settings.shard)
+        unsubscribe = (stop or StopRequest()).subscribe(
+            lambda reason: deadline.stop(reason, grace=deadline.in_flight_reserve())
+        )
+        try:
+            async with _progress_ticker(progress, run):
+                return await run.execute(shard_ids, shard_malformed)
+        finally:
+            unsubscribe()
     raise AssertionError("unreachable")  # pragma: no cover (mypy: async with may swallow)
 
 
@@ -119,7 +128,7 @@ async def ingest_csv(csv: str | os.PathLike[str], settings: Settings, **kwargs: 
     """Select ids from movies.csv (a path or ``s3://`` URI) and :func:`ingest` them."""
     from tmdb_ingest.selection import select_ids_async
 
-    start = kwargs.get("clock", time.monotonic)()
+    kwargs.setdefault("started_at", asyncio.get_running_loop().time())
     settings.require_credentials()
     if kwargs.get("sink") is None:
         settings.require_sink()
@@ -136,296 +145,145 @@ async def ingest_csv(csv: str | os.PathLike[str], settings: Settings, **kwargs: 
         selection.rows,
         selection.invalid_ids,
     )
-    kwargs.setdefault("started_at", start)
     return await ingest(selection.ids, settings, **kwargs)
 
 
-class _Run:
-    """One invocation's pipeline; see the module docstring."""
+class _Invocation:
+    """One invocation of one run and shard: the parts, put together."""
 
     def __init__(
-        self,
-        settings: Settings,
-        state: RunState,
-        *,
-        clock: Callable[[], float],
-        start: float,
-        progress: Progress | None,
-        limiter: Limiter | None = None,
+        self, settings: Settings, state: RunState, deadline: Deadline, client: TmdbClient
     ) -> None:
         self.settings = settings
-        self.limiter = limiter
         self.state = state
-        self.clock = clock
-        self.start = start
-        self.progress = progress
-        self.soft_stop, self.hard_stop = _budget_marks(settings, start)
-        self.stopping = False
-        self.fatal: FatalError | None = None
-        self.batcher = Batcher(settings.batch_size)
-        self.namer = state.layout.new_namer()
-        self.outcomes: list[ReportEntry] = []
-        self.uploads: asyncio.Queue[tuple[str, Any] | None] = asyncio.Queue()
-        self.upload_room = asyncio.Event()
-        self.upload_room.set()
-        self.max_waiting_uploads = settings.upload_concurrency * 2
-        self.fetched = self.not_found = self.failed = self.batches = 0
-        self.seen_fetched = self.seen_not_found = self.seen_failed = 0
-        self.client: TmdbClient | None = None
+        self.deadline = deadline
+        self.client = client
+        self.lander = Lander(
+            state,
+            deadline,
+            batch_size=settings.batch_size,
+            upload_concurrency=settings.upload_concurrency,
+        )
+        self.total = 0
+        self.skipped = 0
+        self.retried_failed = 0
 
-    # -- stopping -----------------------------------------------------------------------
-
-    def should_stop(self) -> bool:
-        if self.stopping:
-            return True
-        if self.soft_stop is not None and self.clock() >= self.soft_stop:
-            self.stopping = True
-        return self.stopping
-
-    def _fail(self, error: FatalError) -> None:
-        if self.fatal is None:
-            self.fatal = error
-            log.error("stopping: %s", error)
-        self.stopping = True
-
-    # -- the pipeline --------------------------------------------------------------------
-
-    async def execute(
-        self, shard_ids: list[str], malformed: list[str], *, session: aiohttp.ClientSession | None
-    ) -> Summary:
-        state = self.state
-        resolved = state.resolved_ids()
-        todo = [i for i in shard_ids if i not in resolved]
-        bad = [i for i in malformed if i not in resolved]
+    async def execute(self, shard_ids: list[str], malformed: list[str]) -> Summary:
+        state, lander = self.state, self.lander
+        done_before, accounted = state.done_ids(), state.resolved_ids()
+        todo = [i for i in shard_ids if i not in done_before]
+        self.retried_failed = sum(1 for i in todo if i in accounted)  # failed before
+        bad = [i for i in malformed if i not in accounted]  # reported once, never sent
         self.total = len(shard_ids) + len(malformed)
         self.skipped = self.total - len(todo) - len(bad)
         log.info(
-            "run %s shard %s: %d selected, %d done before, %d to fetch",
-            state.layout.run_id,
-            state.layout.shard,
-            self.total,
-            self.skipped,
-            len(todo),
+            "run %s shard %s: %d selected, %d done before, %d to fetch (%d failed before)",
+            *(state.layout.run_id, state.layout.shard, self.total, self.skipped, len(todo)),
+            self.retried_failed,
         )
-        for imdb_id in bad:
-            self._record(FetchResult(imdb_id, Outcome.FAILED, reason="malformed IMDb id; not sent"))
-
-        client = TmdbClient.from_settings(self.settings, session=session, limiter=self.limiter)
-        self.client = client
-        uploaders = [
-            asyncio.create_task(self._uploader(), name=f"uploader-{n}")
-            for n in range(self.settings.upload_concurrency)
-        ]
-        ticker = asyncio.create_task(self._tick(), name="progress")
+        fatal: FatalError | None = None
         try:
-            async with client:
-                todo = await self._first(client, todo)
-                await self._fetch_all(client, todo)
-        finally:
-            ticker.cancel()
-            self._flush()
-            for _ in uploaders:
-                self.uploads.put_nowait(None)
-            await self._finish_uploads(uploaders)
-            with contextlib.suppress(asyncio.CancelledError):
-                await ticker
+            async with self.client, lander.uploading():
+                for imdb_id in bad:
+                    await lander.reserve()
+                    lander.accept(
+                        FetchResult(imdb_id, Outcome.FAILED, reason="malformed IMDb id; not sent")
+                    )
+                todo = await self._first(todo)
+                await fetch_all(
+                    self.client,
+                    todo,
+                    workers=self.settings.concurrency,
+                    deadline=self.deadline,
+                    lander=lander,
+                )
+        except FatalError as exc:
+            fatal = exc
+            log.error("stopping: %s", exc)
+        fatal = fatal or lander.fatal
         report = None
         try:
             report = await state.save()
         except FatalError as exc:
-            self._fail(exc)
-        if self.progress is not None:
-            self.progress.update(self._snapshot())
-        summary = self._summary(shard_ids, malformed, report)
+            fatal = fatal or exc
+        summary = self.summary(shard_ids, malformed, report, fatal)
         log.info("summary %s", summary.as_dict())
-        if self.fatal is not None:
-            self.fatal.summary = summary
-            raise self.fatal
+        if fatal is not None:
+            fatal.summary = summary
+            raise fatal
         return summary
 
-    async def _finish_uploads(self, uploaders: list[asyncio.Task[None]]) -> None:
-        # With a budget, uploads still running when it is nearly spent are cancelled: a
-        # manifest without its data file only means those ids are fetched again next time.
-        timeout = None
-        if self.settings.time_budget is not None:
-            timeout = max(0.0, self.start + self.settings.time_budget - 0.5 - self.clock())
-        _done, pending = await asyncio.wait(uploaders, timeout=timeout)
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*uploaders, return_exceptions=True)
-        if pending:
-            log.warning("time budget: %d uploads cancelled; the next run redoes them", len(pending))
-
-    async def _first(self, client: TmdbClient, todo: list[str]) -> list[str]:
+    async def _first(self, todo: list[str]) -> list[str]:
         """The first request goes alone: a rejected key or a wrong URL costs one request."""
-        if not todo or self.should_stop():
+        if not todo or not self.deadline.taking():
             return todo
-        try:
-            result = await client.check(todo[0], retry_until=self.soft_stop)
-        except FatalError as exc:
-            self._fail(exc)
-            return []
+        await self.lander.reserve()
+        result = await self.client.check(todo[0], retry_until=self.deadline.stop_taking_at)
         if result is None:
+            self.lander.release()
             return todo
-        self._record(result)
+        self.lander.accept(result)
         return todo[1:]
 
-    async def _fetch_all(self, client: TmdbClient, todo: list[str]) -> None:
-        if not todo:
-            return
-        ids: asyncio.Queue[str | None] = asyncio.Queue(maxsize=self.settings.concurrency * 2)
-        workers = [
-            asyncio.create_task(self._worker(client, ids), name=f"fetch-{n}")
-            for n in range(self.settings.concurrency)
-        ]
-        producer = asyncio.create_task(self._produce(todo, ids, len(workers)), name="producer")
-        tasks = [producer, *workers]
-        timeout = None if self.hard_stop is None else max(0.0, self.hard_stop - self.clock())
-        done, pending = await asyncio.wait(tasks, timeout=timeout)
-        if pending:
-            # Hard stop: what is still running is cancelled; those ids stay unresolved and
-            # the next invocation fetches them. Handling a result never awaits, so a
-            # cancelled worker cannot lose a fetched body.
-            self.stopping = True
-            log.info("time budget: cancelling %d tasks still running", len(pending))
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
-        for task in done:
-            if not task.cancelled() and task.exception() is not None:
-                raise task.exception()  # type: ignore[misc]
-
-    async def _produce(self, todo: list[str], ids: asyncio.Queue[str | None], workers: int) -> None:
-        for imdb_id in todo:
-            if self.should_stop():
-                break
-            await ids.put(imdb_id)
-        for _ in range(workers):
-            await ids.put(None)  # workers that stopped early leave room: see _worker
-
-    async def _worker(self, client: TmdbClient, ids: asyncio.Queue[str | None]) -> None:
-        while True:
-            await self.upload_room.wait()
-            imdb_id = await ids.get()
-            if imdb_id is None:
-                return
-            if self.should_stop() or not await self._fetch_one(client, imdb_id):
-                break
-        # Stopping: keep draining so that the producer is never stuck on a full queue.
-        while await ids.get() is not None:
-            pass
-
-    async def _fetch_one(self, client: TmdbClient, imdb_id: str) -> bool:
-        """Fetch and record one id; False when the run must stop."""
-        try:
-            result = await client.fetch(imdb_id, retry_until=self.soft_stop)
-        except FatalError as exc:
-            self._fail(exc)
-            return False
-        self._record(result)
-        return not self.stopping
-
-    def _record(self, result: FetchResult) -> None:
-        # Never awaits: see the cancellation note in _fetch_all.
-        if result.outcome is Outcome.FETCHED:
-            assert result.body is not None
-            self.seen_fetched += 1
-            batch = self.batcher.add(result.imdb_id, result.body)
-            if batch is not None:
-                self._enqueue(("batch", batch))
-        elif result.outcome in (Outcome.NOT_FOUND, Outcome.FAILED):
-            if result.outcome is Outcome.NOT_FOUND:
-                self.seen_not_found += 1
-            else:
-                self.seen_failed += 1
-                log.warning("failed %s: %s", result.imdb_id, result.reason)
-            self.outcomes.append(
-                ReportEntry(result.imdb_id, result.outcome.value, result.reason or "")
-            )
-            if len(self.outcomes) >= self.settings.batch_size:
-                chunk, self.outcomes = self.outcomes, []
-                self._enqueue(("outcomes", chunk))
-
-    def _enqueue(self, item: tuple[str, Any]) -> None:
-        self.uploads.put_nowait(item)
-        if self.uploads.qsize() >= self.max_waiting_uploads:
-            self.upload_room.clear()  # workers wait: memory stays bounded
-
-    def _flush(self) -> None:
-        partial = self.batcher.flush()
-        if partial is not None:
-            self._enqueue(("batch", partial))
-        if self.outcomes:
-            chunk, self.outcomes = self.outcomes, []
-            self._enqueue(("outcomes", chunk))
-
-    async def _uploader(self) -> None:
-        while True:
-            item = await self.uploads.get()
-            if self.uploads.qsize() < self.max_waiting_uploads:
-                self.upload_room.set()
-            if item is None:
-                return
-            if isinstance(self.fatal, SinkError):
-                continue  # the sink is failing: leave the rest to the next invocation
-            kind, payload = item
-            name = self.namer.next()
-            try:
-                if kind == "batch":
-                    batch: Batch = payload
-                    key = await self.state.write_batch(name, batch.ids, batch.encode())
-                    self.batches += 1
-                    self.fetched += len(batch)
-                    log.debug("landed %s (%d movies)", key, len(batch))
-                else:
-                    entries: list[ReportEntry] = payload
-                    await self.state.write_outcomes(name, entries)
-                    self.not_found += sum(e.outcome == "not_found" for e in entries)
-                    self.failed += sum(e.outcome == "failed" for e in entries)
-            except FatalError as exc:
-                self._fail(exc)
-
-    async def _tick(self) -> None:
-        if self.progress is None:
-            return
-        while True:
-            self.progress.update(self._snapshot())
-            await asyncio.sleep(0.5)
-
-    def _snapshot(self) -> Snapshot:
-        stats = self.client.stats if self.client is not None else None
+    def snapshot(self) -> Snapshot:
+        counts, stats = self.lander.counts, self.client.stats
         return Snapshot(
             total=self.total - self.skipped,
-            fetched=self.seen_fetched,
-            not_found=self.seen_not_found,
-            failed=self.seen_failed,
-            requests=stats.requests if stats else 0,
-            throttled=stats.throttled if stats else 0,
-            elapsed_s=self.clock() - self.start,
+            fetched=counts.seen_fetched,
+            not_found=counts.seen_not_found,
+            failed=counts.seen_failed,
+            requests=stats.requests,
+            throttled=stats.throttled,
+            elapsed_s=self.deadline.now() - self.deadline.start,
         )
 
-    def _summary(self, shard_ids: list[str], malformed: list[str], report: str | None) -> Summary:
+    def summary(
+        self,
+        shard_ids: list[str],
+        malformed: list[str],
+        report: str | None,
+        fatal: FatalError | None,
+    ) -> Summary:
         resolved = self.state.resolved_ids()
-        done = (
-            self.fatal is None
-            and all(i in resolved for i in shard_ids)
-            and all(i in resolved for i in malformed)
-        )
-        stats = self.client.stats if self.client is not None else None
+        done = fatal is None and all(i in resolved for i in (*shard_ids, *malformed))
+        counts, stats = self.lander.counts, self.client.stats
         return Summary(
             run_id=self.state.layout.run_id,
             shard=str(self.state.layout.shard),
             selected=self.total,
             skipped=self.skipped,
-            fetched=self.fetched,
-            not_found=self.not_found,
-            failed=self.failed,
-            batches=self.batches,
-            requests=stats.requests if stats else 0,
-            retries=stats.retries if stats else 0,
-            throttled=stats.throttled if stats else 0,
-            elapsed_s=round(self.clock() - self.start, 3),
+            fetched=counts.fetched,
+            not_found=counts.not_found,
+            failed=counts.failed,
+            batches=counts.batches,
+            requests=stats.requests,
+            retries=stats.retries,
+            throttled=stats.throttled,
+            elapsed_s=round(self.deadline.now() - self.deadline.start, 3),
             done=done,
             report=report,
-            error=" ".join(str(self.fatal).split()) if self.fatal is not None else None,
+            retried_failed=self.retried_failed,
+            error=" ".join(str(fatal).split()) if fatal is not None else None,
         )
+
+
+@contextlib.asynccontextmanager
+async def _progress_ticker(progress: Progress | None, run: _Invocation) -> AsyncIterator[None]:
+    """Send a snapshot to ``progress`` twice a second while the body runs, and once at the end."""
+    if progress is None:
+        yield
+        return
+
+    async def tick() -> None:
+        while True:
+            progress.update(run.snapshot())
+            await asyncio.sleep(0.5)
+
+    task = asyncio.create_task(tick(), name="progress")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        progress.update(run.snapshot())

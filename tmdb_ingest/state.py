@@ -55,9 +55,19 @@ def in_shard(ids: Iterable[str], shard: Shard) -> list[str]:
 
 
 def derive_run_id(ids: Sequence[str], settings: Settings, day: dt.date) -> str:
-    """A run id from the selection and the date: the same command on the same day resumes."""
+    """A run id from what decides the data, and the UTC date: the same command resumes.
+
+    It covers the selection (the ids, genres, votes), the batch size, the language, the
+    appended responses and the file format; not the rate, the concurrency or the time
+    budget, which change how fast, not what lands.
+    """
     h = hashlib.sha256()
-    h.update(orjson.dumps([settings.genres, settings.votes_above, settings.batch_size]))
+    what = [settings.genres, settings.votes_above, settings.batch_size]
+    if settings.language or settings.append_to_response:
+        what += [settings.language, list(settings.append_to_response)]
+    if settings.format != "json" or settings.compress:
+        what += [settings.format, settings.compress]
+    h.update(orjson.dumps(what))
     for imdb_id in ids:
         h.update(imdb_id.encode())
         h.update(b"\n")
@@ -237,12 +247,31 @@ class RunState:
     def landed_ids(self) -> set[str]:
         return {i for ids in self.landed.values() for i in ids}
 
-    def reported_ids(self) -> set[str]:
-        return {e.imdb_id for entries in self.reported.values() for e in entries}
+    def latest_outcomes(self) -> dict[str, ReportEntry]:
+        """Each reported id's latest outcome, ids that landed since left out.
+
+        Chunk names sort by invocation (they start with the invocation's start time), so
+        a later invocation's outcome replaces an earlier one's.
+        """
+        latest: dict[str, ReportEntry] = {}
+        for name in sorted(self.reported):
+            for entry in self.reported[name]:
+                latest[entry.imdb_id] = entry
+        landed = self.landed_ids()
+        return {i: e for i, e in latest.items() if i not in landed}
+
+    def done_ids(self) -> set[str]:
+        """Ids no invocation fetches again: landed, or not found (TMDB said so: final).
+
+        An id whose latest outcome is ``failed`` is not done: the next invocation of the
+        run tries it again.
+        """
+        final = {i for i, e in self.latest_outcomes().items() if e.outcome == "not_found"}
+        return self.landed_ids() | final
 
     def resolved_ids(self) -> set[str]:
-        """Every id already in a data file or in the report."""
-        return self.landed_ids() | self.reported_ids()
+        """Every id already in a data file or in the report (with any outcome)."""
+        return self.landed_ids() | set(self.latest_outcomes())
 
     async def write_batch(self, name: str, ids: list[str], data: bytes) -> str:
         """Land one data file: manifest first, then the data. Returns the data key."""
@@ -272,7 +301,7 @@ class RunState:
             "dead": sorted(self.dead),
         }
         await self.sink.put(self.layout.checkpoint_key, orjson.dumps(checkpoint))
-        entries = sorted((e for v in self.reported.values() for e in v), key=lambda e: e.imdb_id)
+        entries = sorted(self.latest_outcomes().values(), key=lambda e: e.imdb_id)
         if not entries:
             return None
         body = b"".join(e.to_json() + b"\n" for e in entries)
