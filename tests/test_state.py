@@ -107,3 +107,20 @@ def test_the_derived_run_id_depends_on_the_selection_and_the_day() -> None:
     assert same != derive_run_id(ids, settings, DAY + dt.timedelta(days=1))
     assert same != derive_run_id([*ids, "tt0000003"], settings, DAY)
     assert same != derive_run_id(ids, settings.replace(votes_above=5), DAY)
+
+
+def test_the_derived_run_id_covers_what_changes_the_data_but_not_the_pace() -> None:
+    """Language, appended responses, format and batch size make a new run; rate does not."""
+    settings = Settings()
+    ids = ["tt0000001", "tt0000002"]
+    base = derive_run_id(ids, settings, DAY)
+    for change in (
+        {"language": "pt-BR"},
+        {"append_to_response": ("credits",)},
+        {"format": "ndjson"},
+        {"compress": "gzip"},
+        {"batch_size": 50},
+    ):
+        assert derive_run_id(ids, settings.replace(**change), DAY) != base, change
+    for change in ({"rate": 5.0}, {"concurrency": 3}, {"time_budget": 60.0}):
+        assert derive_run_id(ids, settings.replace(**change), DAY) == base, change

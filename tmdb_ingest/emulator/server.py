@@ -94,6 +94,8 @@ class EmulatorConfig:
     or on a random half (``retry_after``). ``missing_rate`` is the share of ids with no
     movie (404 code 34). ``fault_rate`` is the chance that a request gets one of the
     ``faults`` kinds (see :data:`ALL_FAULTS`); a ``stall`` waits ``stall_s`` first.
+    ``broken_rate`` is the share of ids that answer 500 (code 11) to every request, a
+    fault that no retry gets past (the run reports them ``failed``).
     """
 
     api_key: str | None = "test-api-key"
@@ -106,6 +108,7 @@ class EmulatorConfig:
     missing_rate: float = 0.05
     fault_rate: float = 0.0
     faults: tuple[str, ...] = ALL_FAULTS
+    broken_rate: float = 0.0
     stall_s: float = 30.0
     seed: int = 0
     host: str = "127.0.0.1"
@@ -117,7 +120,7 @@ class EmulatorConfig:
             raise ValueError(f"faults: unknown kinds {unknown}; allowed: {', '.join(ALL_FAULTS)}")
         if self.fault_rate > 0 and not self.faults:
             raise ValueError("faults: empty, but fault_rate > 0; enable at least one kind")
-        for name in ("missing_rate", "fault_rate"):
+        for name in ("missing_rate", "fault_rate", "broken_rate"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name}: {value} is not a probability in [0, 1]")
@@ -332,6 +335,8 @@ class Emulator:
         if auth_code is not None:
             return self._respond(401, _error_body(auth_code))
 
+        if imdb_id is not None and self._broken(imdb_id):
+            return self._respond(500, _error_body(11))
         fault = self._fault(key)
         if fault is not None:
             self.stats.faults[fault] += 1
@@ -395,6 +400,10 @@ class Emulator:
         ):
             return None
         return 7
+
+    def _broken(self, imdb_id: str) -> bool:
+        rate = self.config.broken_rate
+        return rate > 0 and bodies.unit_interval(self.config.seed, "broken", imdb_id) < rate
 
     def _fault(self, key: str) -> str | None:
         cfg = self.config
