@@ -58,7 +58,7 @@ def emulator_args() -> list[str]:
 class AioLimiterAdapter:
     """``aiolimiter.AsyncLimiter`` behind the interface :class:`TmdbClient` expects.
 
-    aiolimiter has no shared pause, so ``pause`` does nothing: after a 429 only the
+    aiolimiter has no shared pause, so ``on_throttle`` does nothing: after a 429 only the
     retrying worker waits (tenacity's backoff), which is how a plain limiter behaves.
     """
 
@@ -67,10 +67,14 @@ class AioLimiterAdapter:
         self.max_rate = max_rate / time_period
         self.rate = self.max_rate
 
-    async def acquire(self) -> None:
+    async def acquire(self) -> float:
         await self._limiter.acquire()
+        return asyncio.get_running_loop().time()
 
-    def pause(self, seconds: float) -> None:
+    def on_answer(self, sent_at: float) -> None:
+        return None
+
+    def on_throttle(self, sent_at: float, retry_after: float | None) -> None:
         return None
 
 
