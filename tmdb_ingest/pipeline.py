@@ -26,7 +26,7 @@ from typing import Any
 
 import aiohttp
 
-from tmdb_ingest.batching import Batch, Batcher
+from tmdb_ingest.batching import Batch, Batcher, FileFormat
 from tmdb_ingest.errors import FatalError, SinkError
 from tmdb_ingest.ids import is_imdb_id
 from tmdb_ingest.ratelimit import Limiter
@@ -58,7 +58,7 @@ def open_sink(settings: Settings) -> S3Sink | LocalSink:
     if settings.bucket is not None:
         return S3Sink(
             settings.bucket,
-            check_prefix=f"{settings.prefix}/_state/",
+            check_prefix=f"{settings.state_root}/",
             endpoint_url=settings.s3_endpoint_url,
             max_pool_connections=settings.upload_concurrency * 2 + 4,
         )
@@ -108,7 +108,14 @@ async def ingest(
             sink = opened
         await sink.check()
         state = await RunState.open(
-            sink, prefix=settings.prefix, run_id=run_id, shard=settings.shard, today=day
+            sink,
+            prefix=settings.prefix,
+            run_id=run_id,
+            shard=settings.shard,
+            today=day,
+            state_root=settings.state_root,
+            file_format=FileFormat.from_settings(settings),
+            selected=len(shard_ids) + len(shard_malformed),
         )
         run = _Run(settings, state, clock=clock, start=start, progress=progress, limiter=limiter)
         return await run.execute(shard_ids, shard_malformed, session=session)
@@ -373,7 +380,9 @@ class _Run:
             try:
                 if kind == "batch":
                     batch: Batch = payload
-                    key = await self.state.write_batch(name, batch.ids, batch.encode())
+                    key = await self.state.write_batch(
+                        name, batch.ids, batch.encode(self.state.layout.format)
+                    )
                     self.batches += 1
                     self.fetched += len(batch)
                     log.debug("landed %s (%d movies)", key, len(batch))
