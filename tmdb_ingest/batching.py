@@ -94,7 +94,9 @@ def _one_line(body: bytes) -> bytes:
     return body
 
 
-def encode_batch(bodies: Sequence[bytes], format: str = "json", compress: str | None = None) -> bytes:
+def encode_batch(
+    bodies: Sequence[bytes], format: str = "json", compress: str | None = None
+) -> bytes:
     """Join raw JSON object bodies into the bytes of one data file (see :class:`FileFormat`)."""
     return FileFormat(format, compress).encode(bodies)
 
