@@ -2,23 +2,31 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tmdb_ingest.settings import Settings
+
 PREFIX = "Raw/TMDB/JSON"
 
 
 @dataclass
 class Landed:
-    """What a run left in a sink: data files, their movies, and the report entries."""
+    """What a run left in a sink: data files, their movies, and the report entries.
+
+    ``raw`` holds each data file's stored bytes (gzipped when its name ends in ``.gz``);
+    ``other`` every key under the data prefix that is not a data file (state, stray files).
+    """
 
     files: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     raw: dict[str, bytes] = field(default_factory=dict)
     report: list[dict[str, Any]] = field(default_factory=list)
     report_keys: list[str] = field(default_factory=list)
+    other: list[str] = field(default_factory=list)
 
     @property
     def data_ids(self) -> Counter[str]:
@@ -42,43 +50,69 @@ class Landed:
         assert not extra, f"ids that were not selected: {sorted(extra)[:10]}"
 
 
+DATA_SUFFIXES = (".json", ".json.gz", ".ndjson", ".ndjson.gz")
+
+
 def _is_data(key: str, prefix: str) -> bool:
     rest = key[len(prefix) + 1 :]
-    return key.startswith(prefix + "/") and not rest.startswith("_") and key.endswith(".json")
+    return key.startswith(prefix + "/") and not rest.startswith("_") and key.endswith(DATA_SUFFIXES)
 
 
-def _final_reports(keys: list[str]) -> list[str]:
-    return [k for k in keys if k.endswith("/report.jsonl")]
+def parse_data_file(key: str, body: bytes) -> list[dict[str, Any]]:
+    """The movies of one data file: gunzipped by its name, a JSON array or one per line."""
+    if key.endswith(".gz"):
+        body = gzip.decompress(body)
+    if body.lstrip().startswith(b"["):
+        movies: list[dict[str, Any]] = json.loads(body)
+        return movies
+    return [json.loads(line) for line in body.split(b"\n") if line.strip()]
 
 
-def read_s3(s3: Any, bucket: str, prefix: str = PREFIX) -> Landed:
-    """Read every data file and the report(s) of a bucket."""
+def _report_keys(keys: list[str], state_roots: tuple[str, ...]) -> list[str]:
+    return [
+        k
+        for k in keys
+        if k.endswith("/report.jsonl") and k.startswith(tuple(f"{r}/" for r in state_roots))
+    ]
+
+
+def _state_roots(prefix: str, state_root: str | None) -> tuple[str, ...]:
+    # the new place, and the legacy one inside the data prefix (runs started before the move)
+    return (state_root or Settings(prefix=prefix).state_root, f"{prefix}/_state")
+
+
+def read_s3(s3: Any, bucket: str, prefix: str = PREFIX, state_root: str | None = None) -> Landed:
+    """Read every data file under ``prefix`` and the report(s) under the state root."""
     landed = Landed()
     keys = []
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
         keys.extend(item["Key"] for item in page.get("Contents", []))
     for key in keys:
         if _is_data(key, prefix):
             body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
             landed.raw[key] = body
-            landed.files[key] = json.loads(body)
-    for key in _final_reports(keys):
+            landed.files[key] = parse_data_file(key, body)
+        elif key.startswith(prefix + "/"):
+            landed.other.append(key)
+    for key in _report_keys(keys, _state_roots(prefix, state_root)):
         landed.report_keys.append(key)
         body = s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
         landed.report.extend(json.loads(line) for line in body.splitlines() if line.strip())
     return landed
 
 
-def read_dir(root: Path, prefix: str = PREFIX) -> Landed:
-    """Read every data file and the report(s) under a local out-dir."""
+def read_dir(root: Path, prefix: str = PREFIX, state_root: str | None = None) -> Landed:
+    """Read every data file under ``prefix`` and the report(s) under the state root."""
     landed = Landed()
     keys = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
     for key in keys:
         if _is_data(key, prefix):
             body = (root / key).read_bytes()
             landed.raw[key] = body
-            landed.files[key] = json.loads(body)
-    for key in _final_reports(keys):
+            landed.files[key] = parse_data_file(key, body)
+        elif key.startswith(prefix + "/"):
+            landed.other.append(key)
+    for key in _report_keys(keys, _state_roots(prefix, state_root)):
         landed.report_keys.append(key)
         text = (root / key).read_text()
         landed.report.extend(json.loads(line) for line in text.splitlines() if line.strip())

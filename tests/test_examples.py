@@ -110,7 +110,7 @@ async def test_select_and_ingest_s3_lands_every_found_movie_in_the_bucket(
         0,
     )
     assert len(data_keys) == summary["batches"] == -(-len(found) // 100)
-    assert summary["report"].startswith(f"s3://{bucket}/Raw/TMDB/JSON/_state/")
+    assert summary["report"].startswith(f"s3://{bucket}/Raw/TMDB/_state/")
 
 
 async def test_ingest_to_folder_writes_the_bucket_layout_locally(
@@ -146,7 +146,7 @@ async def test_custom_sink_receives_data_and_state(
     assert result["data_files"] == result["batches"] == -(-len(found) // 100)
     assert result["objects"] > result["data_files"]  # manifests, outcomes, report too
     assert result["bytes"] > 1000 * len(found) * 0.5
-    assert result["report"].startswith("memory://Raw/TMDB/JSON/_state/")
+    assert result["report"].startswith("memory://Raw/TMDB/_state/")
 
 
 async def test_read_summary_reports_each_missing_id_once(

@@ -61,7 +61,11 @@ async def landed(sink: MemorySink) -> Counter[str]:
     """Ids in data files (read from the data files themselves)."""
     ids: Counter[str] = Counter()
     for key, body in sink.objects.items():
-        if "/_state/" not in key and key.endswith(".json"):
+        if (
+            not key.split("/")[0].startswith("_")
+            and "/_state/" not in key
+            and key.endswith(".json")
+        ):
             ids.update(movie["imdb_id"] for movie in orjson.loads(body))
     return ids
 

@@ -1,20 +1,104 @@
-"""Raw TMDB bodies -> the bytes of one data file: a JSON array, bodies kept byte for byte.
+"""Raw TMDB bodies -> the bytes of one data file, in the run's :class:`FileFormat`.
 
-A body is accepted only if it is one JSON object (checked by the client); the array is
-built by joining the raw bytes, so every movie lands exactly as TMDB sent it, field for
-field, with no re-encoding of numbers or text.
+A body is accepted only if it is one JSON object (checked by the client); files are built
+by joining the raw bytes, so every movie lands exactly as TMDB sent it, field for field,
+with no re-encoding of numbers or text. Two formats:
+
+- ``json`` (the default): one JSON array per file, ``[{...},\\n{...}]``.
+- ``ndjson``: one object per line, what Athena's JSON SerDe, Glue, Spark and DuckDB's
+  line readers expect. A body that holds a line break would split its movie over two
+  lines, so its CR and LF bytes become spaces: a strict JSON parser (the client's) only
+  accepts them as whitespace between tokens, never inside a string, and UTF-8 never uses
+  those bytes inside a multi-byte character, so every value stays byte for byte.
+
+Both are named ``.json`` (``.json.gz`` gzipped). Spark writes its JSON Lines files as
+``part-*.json``, and Athena, Glue, Spark and DuckDB pick the array or line layout from
+the content, not the name; what they do read from the name is the compression: ``.gz``
+makes them gunzip. So no ``Content-Encoding`` header is set (a reader that honours it,
+such as a browser or ``aws s3 cp``, would hand over the data already decompressed under a
+``.gz`` name); the ``Content-Type`` says what the bytes are: ``application/json``,
+``application/x-ndjson``, or ``application/gzip``.
 """
 
 from __future__ import annotations
 
+import gzip
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-__all__ = ["Batch", "Batcher", "encode_batch"]
+from tmdb_ingest.errors import ConfigError
+
+if TYPE_CHECKING:
+    from tmdb_ingest.settings import Settings
+
+__all__ = ["DATA_EXTENSIONS", "JSON_ARRAY", "Batch", "Batcher", "FileFormat", "encode_batch"]
+
+FORMATS = ("json", "ndjson")
+COMPRESSIONS = (None, "gzip")
+# Every name a data file can end with, longest first (for stripping it off a key).
+DATA_EXTENSIONS = (".ndjson.gz", ".json.gz", ".ndjson", ".json")
+# gzip level 6 (zlib's default): most of level 9's ratio on JSON at a fraction of its CPU.
+_GZIP_LEVEL = 6
 
 
-def encode_batch(bodies: list[bytes]) -> bytes:
-    """Join raw JSON object bodies into the bytes of one JSON array."""
-    return b"[" + b",\n".join(body.strip() for body in bodies) + b"]\n"
+@dataclass(frozen=True, slots=True)
+class FileFormat:
+    """How a batch becomes a data file: its bytes, its name's extension, its content type."""
+
+    format: str = "json"  # "json" (one array per file) or "ndjson" (one object per line)
+    compress: str | None = None  # None or "gzip"
+
+    def __post_init__(self) -> None:
+        if self.format not in FORMATS:
+            raise ConfigError("format", f"must be json or ndjson, got {self.format!r}")
+        if self.compress not in COMPRESSIONS:
+            raise ConfigError("compress", f"must be gzip or none, got {self.compress!r}")
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> FileFormat:
+        """The format ``settings.format`` and ``settings.compress`` name."""
+        return cls(settings.format, settings.compress)
+
+    @property
+    def extension(self) -> str:
+        """``.json``, or ``.json.gz`` when gzipped (see the module docstring for why)."""
+        return ".json.gz" if self.compress == "gzip" else ".json"
+
+    @property
+    def content_type(self) -> str:
+        """What the stored bytes are (no Content-Encoding: readers go by the extension)."""
+        if self.compress == "gzip":
+            return "application/gzip"
+        return "application/x-ndjson" if self.format == "ndjson" else "application/json"
+
+    def encode(self, bodies: Sequence[bytes]) -> bytes:
+        """The data file's bytes for raw JSON object ``bodies``, in order."""
+        if self.format == "ndjson":
+            data = b"".join(_one_line(body) + b"\n" for body in bodies)
+        else:
+            data = b"[" + b",\n".join(body.strip() for body in bodies) + b"]\n"
+        if self.compress == "gzip":
+            # mtime=0: the same movies give the same bytes, so a retried PUT is identical
+            return gzip.compress(data, compresslevel=_GZIP_LEVEL, mtime=0)
+        return data
+
+
+JSON_ARRAY = FileFormat()
+
+
+def _one_line(body: bytes) -> bytes:
+    body = body.strip()
+    if b"\n" in body or b"\r" in body:
+        body = body.replace(b"\r", b" ").replace(b"\n", b" ")
+    return body
+
+
+def encode_batch(
+    bodies: Sequence[bytes], format: str = "json", compress: str | None = None
+) -> bytes:
+    """Join raw JSON object bodies into the bytes of one data file (see :class:`FileFormat`)."""
+    return FileFormat(format, compress).encode(bodies)
 
 
 @dataclass(slots=True)
@@ -27,9 +111,9 @@ class Batch:
     def __len__(self) -> int:
         return len(self.ids)
 
-    def encode(self) -> bytes:
+    def encode(self, file_format: FileFormat = JSON_ARRAY) -> bytes:
         """The data file's bytes."""
-        return encode_batch(self.bodies)
+        return file_format.encode(self.bodies)
 
 
 class Batcher:

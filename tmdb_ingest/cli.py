@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import tmdb_ingest
+from tmdb_ingest import status
 from tmdb_ingest.errors import ConfigError, FatalError, InputError, TmdbIngestError
 from tmdb_ingest.logs import redact
 from tmdb_ingest.settings import DEFAULT_GENRES, DEFAULT_PREFIX, DEFAULT_TMDB_URL, Settings, Shard
@@ -69,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     sink.add_argument("--out-dir", type=Path, help="write the same layout to a local folder")
     for flag, options in _RUN:
         run.add_argument(flag, **options)
+    status.add_arguments(sub.add_parser("status", help="where a run stands, from its state"))
     add_emulator_arguments(sub.add_parser("emulate", help="serve the TMDB emulator"))
     sub.add_parser("demo", help="the whole job on the emulator and a local S3 (moto)")
     return parser
@@ -126,6 +128,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_select(args)
         if args.command == "run":
             return _cmd_run(args)
+        if args.command == "status":
+            return status.command(args)
         if args.command == "emulate":
             from tmdb_ingest.emulator.cli import run as run_emulator
 

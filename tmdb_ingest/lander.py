@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from tmdb_ingest.batching import Batch, Batcher
@@ -83,13 +83,11 @@ class Lander:
         *,
         batch_size: int,
         upload_concurrency: int = 4,
-        encode: Callable[[Batch], bytes] = Batch.encode,
     ) -> None:
         self._state = state
         self._deadline = deadline
         self._batch_size = batch_size
         self._upload_concurrency = upload_concurrency
-        self._encode = encode
         self._batcher = Batcher(batch_size)
         self._outcomes: list[ReportEntry] = []
         self._jobs: asyncio.Queue[UploadJob] = asyncio.Queue()
@@ -205,7 +203,8 @@ class Lander:
         counts = self.counts
         if isinstance(job, DataFile):
             batch = job.batch
-            key = await self._state.write_batch(name, batch.ids, self._encode(batch))
+            data = batch.encode(self._state.layout.format)
+            key = await self._state.write_batch(name, batch.ids, data)
             counts.batches += 1
             counts.fetched += len(batch)
             log.debug("landed %s (%d movies)", key, len(batch))

@@ -26,6 +26,7 @@ from typing import Any
 
 import aiohttp
 
+from tmdb_ingest.batching import FileFormat
 from tmdb_ingest.deadline import Deadline
 from tmdb_ingest.errors import FatalError
 from tmdb_ingest.fetchpool import fetch_all
@@ -106,13 +107,20 @@ async def ingest(
             opened: Sink = await stack.enter_async_context(open_sink(settings))
             sink = opened
         await sink.check()
+        shard_ids = in_shard(valid, settings.shard)
+        shard_malformed = in_shard(malformed, settings.shard)
         state = await RunState.open(
-            sink, prefix=settings.prefix, run_id=run_id, shard=settings.shard, today=day
+            sink,
+            prefix=settings.prefix,
+            run_id=run_id,
+            shard=settings.shard,
+            today=day,
+            state_root=settings.state_root,
+            file_format=FileFormat.from_settings(settings),
+            selected=len(shard_ids) + len(shard_malformed),
         )
         client = TmdbClient.from_settings(settings, session=session, limiter=limiter)
         run = _Invocation(settings, state, deadline, client)
-        shard_ids = in_shard(valid, settings.shard)
-        shard_malformed = in_shard(malformed, settings.shard)
         unsubscribe = (stop or StopRequest()).subscribe(
             lambda reason: deadline.stop(reason, grace=deadline.in_flight_reserve())
         )

@@ -1,22 +1,29 @@
 """Run identity, the output layout, and the run state that makes resuming exactly once.
 
-Layout (``prefix`` defaults to ``Raw/TMDB/JSON``)::
+Layout (``prefix`` defaults to ``Raw/TMDB/JSON``; ``state`` is ``Settings.state_root``,
+by default ``_state`` beside the data prefix, e.g. ``Raw/TMDB/_state``)::
 
-    {prefix}/{YYYY}/{MM}/{DD}/{run_id}-{I}of{N}-{token}-{seq}.json   data: a JSON array
-    {prefix}/_state/{run_id}/run.json                                the run: its date
-    {prefix}/_state/{run_id}/shard-I-of-N/batches/{name}.json        ids of data file {name}
-    {prefix}/_state/{run_id}/shard-I-of-N/outcomes/{name}.jsonl      not_found / failed ids
-    {prefix}/_state/{run_id}/shard-I-of-N/checkpoint.json            what is known to be done
-    {prefix}/_state/{run_id}/shard-I-of-N/report.jsonl               every id not in a data file
+    {prefix}/{YYYY}/{MM}/{DD}/{run_id}-{I}of{N}-{token}-{seq}.json[.gz]  data (FileFormat)
+    {state}/{run_id}/run.json                                   the run: its date, start
+    {state}/{run_id}/shard-I-of-N/batches/{name}.json           ids of data file {name}
+    {state}/{run_id}/shard-I-of-N/outcomes/{name}.jsonl         not_found / failed ids
+    {state}/{run_id}/shard-I-of-N/checkpoint.json               what is known to be done
+    {state}/{run_id}/shard-I-of-N/report.jsonl                  every id not in a data file
+
+State lives outside the data prefix, so a glob over the data prefix sees only movies.
+Runs started before that kept their state in ``{prefix}/_state``: a run whose
+``run.json`` is found only there keeps using that place until it is done.
 
 Exactly once, also across SIGKILL: before a data file is written, its manifest (the ids
 it will hold) is written under ``batches/``. On resume, a manifest counts only if its
-data file exists, so "landed" is read from what actually landed: a crash between the
-manifest and the data file leaves a manifest without data, whose ids are fetched again
-under a new name; a crash after the data file leaves both, and those ids are skipped.
-Each invocation names its files with its own token, so no two invocations write the
-same key. Report entries are written in whole chunks; an id is in a chunk or not.
-The checkpoint only saves work (fewer reads on resume): losing it loses nothing.
+data file exists (with any of the data extensions, so a run resumed in another format
+still counts what it landed), so "landed" is read from what actually landed: a crash
+between the manifest and the data file leaves a manifest without data, whose ids are
+fetched again under a new name; a crash after the data file leaves both, and those ids
+are skipped. Each invocation names its files with its own token, so no two invocations
+write the same key. Report entries are written in whole chunks; an id is in a chunk or
+not. The checkpoint only saves work (fewer reads on resume): losing it loses nothing but
+the shard's selection size and times, which ``tmdb-ingest status`` shows.
 
 Two invocations of the same run *and* shard must not run at the same time.
 """
@@ -26,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import hashlib
+import logging
 import secrets
 import time
 from collections.abc import Coroutine, Iterable, Sequence
@@ -34,11 +42,32 @@ from typing import Any
 
 import orjson
 
+from tmdb_ingest.batching import DATA_EXTENSIONS, JSON_ARRAY, FileFormat
 from tmdb_ingest.errors import SinkError
 from tmdb_ingest.settings import Settings, Shard
 from tmdb_ingest.sinks import Sink
 
-__all__ = ["ReportEntry", "RunLayout", "RunState", "derive_run_id", "shard_of"]
+__all__ = [
+    "ReportEntry",
+    "RunLayout",
+    "RunState",
+    "default_state_root",
+    "derive_run_id",
+    "legacy_state_root",
+    "shard_of",
+]
+
+log = logging.getLogger("tmdb_ingest")
+
+
+def default_state_root(prefix: str) -> str:
+    """Where run state lives for data under ``prefix`` when no state prefix is given."""
+    return Settings(prefix=prefix).state_root
+
+
+def legacy_state_root(prefix: str) -> str:
+    """Where runs kept their state before it moved out of the data prefix."""
+    return f"{prefix.strip('/')}/_state"
 
 
 def shard_of(imdb_id: str, count: int) -> int:
@@ -96,10 +125,17 @@ class RunLayout:
     run_id: str
     shard: Shard
     date: str  # "YYYY/MM/DD"
+    state_prefix: str = ""  # the folder of every run's state; "" -> default_state_root(prefix)
+    format: FileFormat = JSON_ARRAY
+
+    def __post_init__(self) -> None:
+        if not self.state_prefix:
+            object.__setattr__(self, "state_prefix", default_state_root(self.prefix))
 
     @property
     def state_root(self) -> str:
-        return f"{self.prefix}/_state/{self.run_id}"
+        """This run's state folder."""
+        return f"{self.state_prefix}/{self.run_id}"
 
     @property
     def shard_root(self) -> str:
@@ -137,7 +173,15 @@ class RunLayout:
         return f"{self.outcomes_prefix}{name}.jsonl"
 
     def data_key(self, name: str) -> str:
-        return f"{self.prefix}/{self.date}/{name}.json"
+        return f"{self.prefix}/{self.date}/{name}{self.format.extension}"
+
+    def data_name(self, key: str) -> str:
+        """The name of a data file from its key, whatever its format's extension."""
+        base = key.rsplit("/", 1)[-1]
+        for extension in DATA_EXTENSIONS:
+            if base.endswith(extension):
+                return base[: -len(extension)]
+        return base
 
     def new_namer(self) -> BatchNamer:
         return BatchNamer(f"{self.run_id}-{self.shard.index}of{self.shard.count}")
@@ -161,38 +205,99 @@ def _name_of(key: str, prefix: str, suffix: str) -> str:
     return key[len(prefix) : -len(suffix)] if key.endswith(suffix) else key[len(prefix) :]
 
 
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+async def find_run(
+    sink: Sink, *, prefix: str, run_id: str, state_root: str | None = None
+) -> tuple[str, dict[str, Any] | None]:
+    """(the state folder that holds ``run_id``, its ``run.json``), or (the new one, None).
+
+    ``state_root`` is where runs keep their state (default: beside ``prefix``). A run whose
+    ``run.json`` is only in the legacy place (``{prefix}/_state``) is found there. Raises
+    SinkError when ``run.json`` is damaged.
+    """
+    root = state_root or default_state_root(prefix)
+    raw = await sink.get(f"{root}/{run_id}/run.json")
+    legacy = legacy_state_root(prefix)
+    if raw is None and legacy != root:
+        raw = await sink.get(f"{legacy}/{run_id}/run.json")
+        if raw is None:
+            return root, None
+        log.info(
+            "run %s keeps its state in the old place %s/ (new runs use %s/)", run_id, legacy, root
+        )
+        root = legacy
+    if raw is None:
+        return root, None
+    key = f"{root}/{run_id}/run.json"
+    try:
+        meta = orjson.loads(raw)
+        meta["date"] = str(meta["date"])
+        dt.datetime.strptime(meta["date"], "%Y/%m/%d")
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        raise SinkError(f"run state {sink.uri(key)} is damaged") from None
+    return root, meta
+
+
 @dataclass
 class RunState:
-    """What a run and shard has done so far: landed batches and reported ids."""
+    """What a run and shard has done so far: landed batches and reported ids.
+
+    Also what ``tmdb-ingest status`` shows and the data cannot say: how many ids the shard
+    has (``selected``, given by the invocation that opened it), when its first invocation
+    started and when the latest one saved (``started``, ``last_invocation``, ISO 8601).
+    """
 
     layout: RunLayout
     sink: Sink
     landed: dict[str, list[str]] = field(default_factory=dict)
     reported: dict[str, list[ReportEntry]] = field(default_factory=dict)
     dead: set[str] = field(default_factory=set)
+    meta: dict[str, Any] = field(default_factory=dict)  # run.json
+    selected: int | None = None
+    started: str | None = None
+    last_invocation: str | None = None
 
     @classmethod
     async def open(
-        cls, sink: Sink, *, prefix: str, run_id: str, shard: Shard, today: dt.date
+        cls,
+        sink: Sink,
+        *,
+        prefix: str,
+        run_id: str,
+        shard: Shard,
+        today: dt.date,
+        state_root: str | None = None,
+        file_format: FileFormat = JSON_ARRAY,
+        selected: int | None = None,
     ) -> RunState:
-        """Load the state of ``run_id``/``shard`` from the sink, creating the run if new."""
-        meta_key = f"{prefix}/_state/{run_id}/run.json"
-        raw = await sink.get(meta_key)
-        if raw is None:
-            date = f"{today:%Y/%m/%d}"
-            meta = {
-                "run_id": run_id,
-                "date": date,
-                "created_at": dt.datetime.now(dt.UTC).isoformat(),
-            }
-            await sink.put(meta_key, orjson.dumps(meta))
-        else:
-            try:
-                date = str(orjson.loads(raw)["date"])
-                dt.datetime.strptime(date, "%Y/%m/%d")
-            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
-                raise SinkError(f"run state {sink.uri(meta_key)} is damaged") from None
-        state = cls(RunLayout(prefix, run_id, shard, date), sink)
+        """Load the state of ``run_id``/``shard`` from the sink, creating the run if new.
+
+        ``state_root``: the folder of every run's state (default: ``_state`` beside
+        ``prefix``); a run found only in the legacy place keeps its state there.
+        ``file_format``: how this invocation writes data files. ``selected``: how many ids
+        the shard has (recorded in the checkpoint for ``tmdb-ingest status``).
+        """
+        root, meta = await find_run(sink, prefix=prefix, run_id=run_id, state_root=state_root)
+        if meta is None:
+            meta = {"run_id": run_id, "date": f"{today:%Y/%m/%d}", "started": _now()}
+            meta["prefix"] = prefix
+            await sink.put(f"{root}/{run_id}/run.json", orjson.dumps(meta))
+        layout = RunLayout(prefix, run_id, shard, meta["date"], root, file_format)
+        state = await cls.read(sink, layout, meta=meta)
+        state.started = state.started or _now()
+        if selected is not None:
+            state.selected = selected
+        return state
+
+    @classmethod
+    async def read(
+        cls, sink: Sink, layout: RunLayout, *, meta: dict[str, Any] | None = None
+    ) -> RunState:
+        """Load the state of ``layout``'s run and shard, writing nothing."""
+        state = cls(layout, sink, meta=meta or {})
         await state._load()
         return state
 
@@ -207,7 +312,11 @@ class RunState:
                     k: [ReportEntry(*e) for e in v] for k, v in saved["reported"].items()
                 }
                 self.dead = set(saved["dead"])
-            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+                selected = saved.get("selected")
+                self.selected = selected if isinstance(selected, int) else None
+                self.started = saved.get("started")
+                self.last_invocation = saved.get("last_invocation")
+            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
                 # The checkpoint only saves reads: rebuild from the manifests instead.
                 self.landed, self.reported, self.dead = {}, {}, set()
 
@@ -217,10 +326,8 @@ class RunState:
         ]
         unknown = [n for n in manifests if n not in self.landed and n not in self.dead]
         if unknown:
-            folder = layout.data_prefix.rsplit("/", 1)[0] + "/"
-            existing = {
-                _name_of(k, folder, ".json") async for k in sink.iter_keys(layout.data_prefix)
-            }
+            # data files of any format count: a run may be resumed with another --format
+            existing = {layout.data_name(k) async for k in sink.iter_keys(layout.data_prefix)}
             bodies = await _gather_limited([sink.get(layout.manifest_key(n)) for n in unknown])
             for name, body in zip(unknown, bodies, strict=True):
                 if name in existing and body is not None:
@@ -277,7 +384,7 @@ class RunState:
         """Land one data file: manifest first, then the data. Returns the data key."""
         await self.sink.put(self.layout.manifest_key(name), orjson.dumps(ids))
         key = self.layout.data_key(name)
-        await self.sink.put(key, data)
+        await self.sink.put(key, data, content_type=self.layout.format.content_type)
         self.landed[name] = ids
         return key
 
@@ -291,6 +398,7 @@ class RunState:
 
     async def save(self) -> str | None:
         """Write the checkpoint and the merged report; return the report's URI, or None."""
+        self.last_invocation = _now()
         checkpoint = {
             "run_id": self.layout.run_id,
             "shard": str(self.layout.shard),
@@ -299,6 +407,9 @@ class RunState:
                 k: [[e.imdb_id, e.outcome, e.reason] for e in v] for k, v in self.reported.items()
             },
             "dead": sorted(self.dead),
+            "selected": self.selected,
+            "started": self.started,
+            "last_invocation": self.last_invocation,
         }
         await self.sink.put(self.layout.checkpoint_key, orjson.dumps(checkpoint))
         entries = sorted(self.latest_outcomes().values(), key=lambda e: e.imdb_id)

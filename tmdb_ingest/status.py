@@ -1,0 +1,284 @@
+"""Where a run stands, per shard, read from its state alone (no CSV, no TMDB).
+
+For each shard: how many ids it has (``selected``, recorded by the invocation that last
+saved it), how many landed in data files, were not found or failed, how many are left,
+how many data files it wrote, when its first invocation started and its latest saved,
+and whether it is done. "Landed" is read the way a resuming run reads it (a manifest
+counts only if its data file exists), so a shard killed before it saved still shows
+what it landed; only ``selected`` and the times need a saved checkpoint.
+
+``tmdb-ingest status`` prints a table for people, or one JSON object (``--json``) for
+scripts. It reads S3 (``--bucket``) or a local folder (``--out-dir``), the run given by
+``--run-id`` or else the latest run under the state root.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import re
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from tmdb_ingest.errors import ConfigError, SinkError
+from tmdb_ingest.settings import DEFAULT_PREFIX, Settings, Shard
+from tmdb_ingest.sinks import LocalSink, S3Sink, Sink
+from tmdb_ingest.state import RunLayout, RunState, find_run, legacy_state_root
+
+__all__ = ["RunStatus", "ShardStatus", "add_arguments", "command", "run_status"]
+
+_SHARD_RE = re.compile(r"^shard-(\d+)-of-(\d+)$")
+
+
+@dataclass(frozen=True, slots=True)
+class ShardStatus:
+    """One shard of a run. ``selected``, ``left`` and the times are None when unknown."""
+
+    shard: str
+    selected: int | None
+    landed: int
+    not_found: int
+    failed: int
+    left: int | None
+    files: int
+    started: str | None
+    last_invocation: str | None
+    done: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RunStatus:
+    """A run: when it started, where its state is, and each of its shards."""
+
+    run_id: str
+    started: str | None
+    state: str  # a URI of the run's state folder
+    shards: list[ShardStatus]
+
+    @property
+    def done(self) -> bool:
+        """Every shard of the run has every one of its ids landed or reported."""
+        return bool(self.shards) and all(s.done for s in self.shards)
+
+    def totals(self) -> dict[str, int | None]:
+        """The shards' counts added up (None when a shard's count is unknown)."""
+        out: dict[str, int | None] = {}
+        for name in ("selected", "landed", "not_found", "failed", "left", "files"):
+            values = [getattr(s, name) for s in self.shards]
+            out[name] = None if None in values else sum(values)
+        return out
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "started": self.started,
+            "state": self.state,
+            "done": self.done,
+            "totals": self.totals(),
+            "shards": [asdict(s) for s in self.shards],
+        }
+
+    def to_json(self) -> str:
+        return orjson.dumps(self.as_dict()).decode()
+
+    def to_text(self) -> str:
+        """A table for people: one row per shard, then the totals."""
+        head = (
+            "shard",
+            "selected",
+            "landed",
+            "not_found",
+            "failed",
+            "left",
+            "files",
+            "started",
+            "last invocation",
+            "done",
+        )
+        rows: list[tuple[str, ...]] = [head]
+        for s in self.shards:
+            rows.append(
+                (
+                    s.shard,
+                    _n(s.selected),
+                    _n(s.landed),
+                    _n(s.not_found),
+                    _n(s.failed),
+                    _n(s.left),
+                    _n(s.files),
+                    _time(s.started),
+                    _time(s.last_invocation),
+                    "yes" if s.done else "no",
+                )
+            )
+        t = self.totals()
+        rows.append(
+            (
+                "all",
+                *(_n(t[k]) for k in ("selected", "landed", "not_found", "failed", "left", "files")),
+                "",
+                "",
+                "yes" if self.done else "no",
+            )
+        )
+        widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
+        left_aligned = {0, 7, 8, 9}
+        lines = [
+            f"run {self.run_id}, started {_time(self.started)}",
+            f"state {self.state}",
+        ]
+        for row in rows:
+            cells = [
+                cell.ljust(w) if i in left_aligned else cell.rjust(w)
+                for i, (cell, w) in enumerate(zip(row, widths, strict=True))
+            ]
+            lines.append("  ".join(cells).rstrip())
+        return "\n".join(lines)
+
+
+def _n(value: int | None) -> str:
+    return "?" if value is None else str(value)
+
+
+def _time(value: str | None) -> str:
+    """ISO 8601 UTC -> ``2026-11-30 21:00:03Z``; ``?`` when unknown."""
+    if not value:
+        return "?"
+    return value[:19].replace("T", " ") + ("Z" if value.endswith(("+00:00", "Z")) else "")
+
+
+def _shard_status(state: RunState) -> ShardStatus:
+    landed = state.landed_ids()
+    not_found: set[str] = set()
+    failed: set[str] = set()
+    for entries in state.reported.values():
+        for e in entries:
+            (not_found if e.outcome == "not_found" else failed).add(e.imdb_id)
+    not_found -= landed
+    failed -= landed | not_found
+    resolved = len(landed) + len(not_found) + len(failed)
+    left = None if state.selected is None else max(0, state.selected - resolved)
+    return ShardStatus(
+        shard=str(state.layout.shard),
+        selected=state.selected,
+        landed=len(landed),
+        not_found=len(not_found),
+        failed=len(failed),
+        left=left,
+        files=len(state.landed),
+        started=state.started,
+        last_invocation=state.last_invocation,
+        done=left == 0,
+    )
+
+
+async def latest_run(sink: Sink, *, prefix: str, state_root: str) -> str | None:
+    """The run id under ``state_root`` (or the legacy place) that started last, or None."""
+    found: list[tuple[str, str]] = []
+    for root in dict.fromkeys((state_root, legacy_state_root(prefix))):
+        async for key in sink.iter_keys(f"{root}/"):
+            parts = key[len(root) + 1 :].split("/")
+            if len(parts) != 2 or parts[1] != "run.json":
+                continue
+            raw = await sink.get(key)
+            try:
+                meta = orjson.loads(raw or b"")
+                started = str(meta.get("started") or meta.get("created_at") or "")
+            except (orjson.JSONDecodeError, AttributeError):
+                started = ""
+            found.append((started, parts[0]))
+    return max(found)[1] if found else None
+
+
+async def run_status(
+    sink: Sink,
+    *,
+    prefix: str = DEFAULT_PREFIX,
+    state_root: str | None = None,
+    run_id: str | None = None,
+) -> RunStatus:
+    """The status of ``run_id`` (default: the latest run), read from the state in ``sink``.
+
+    ``prefix`` is the data prefix (data files prove what landed); ``state_root`` where
+    runs keep their state (default: beside ``prefix``; runs in the legacy place are found
+    too). Shards the run has never started are listed as such when another shard names
+    the count. Raises ConfigError when there is no such run, SinkError when it cannot read.
+    """
+    settings = Settings(prefix=prefix, state_prefix=state_root)
+    prefix = settings.prefix
+    if run_id is None:
+        run_id = await latest_run(sink, prefix=prefix, state_root=settings.state_root)
+        if run_id is None:
+            where = sink.uri(f"{settings.state_root}/")
+            raise ConfigError("run_id", f"no run found under {where}")
+    root, meta = await find_run(sink, prefix=prefix, run_id=run_id, state_root=settings.state_root)
+    if meta is None:
+        where = sink.uri(f"{settings.state_root}/")
+        raise ConfigError("run_id", f"no run {run_id!r} under {where}")
+    run_root = f"{root}/{run_id}/"
+    shards: set[Shard] = set()
+    async for key in sink.iter_keys(run_root):
+        match = _SHARD_RE.match(key[len(run_root) :].split("/", 1)[0])
+        if match:
+            count = int(match.group(2))
+            shards.update(Shard(i, count) for i in range(count))
+    data_prefix = str(meta.get("prefix") or prefix)
+    states = await asyncio.gather(
+        *(
+            RunState.read(sink, RunLayout(data_prefix, run_id, shard, meta["date"], root))
+            for shard in sorted(shards, key=lambda s: (s.count, s.index))
+        )
+    )
+    return RunStatus(
+        run_id=run_id,
+        started=meta.get("started") or meta.get("created_at"),
+        state=sink.uri(run_root),
+        shards=[_shard_status(s) for s in states],
+    )
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``tmdb-ingest status``."""
+    sink = parser.add_mutually_exclusive_group()
+    sink.add_argument("--bucket", help="the run's S3 bucket (default $TMDB_INGEST_BUCKET)")
+    sink.add_argument("--out-dir", type=Path, help="the run's local folder")
+    parser.add_argument("--prefix", help=f"the data prefix ({DEFAULT_PREFIX})")
+    parser.add_argument("--state-prefix", help="where run state is (default: _state beside it)")
+    parser.add_argument("--run-id", help="the run (default: the latest under the state prefix)")
+    parser.add_argument("--json", action="store_true", help="one JSON object instead of a table")
+    parser.add_argument("--s3-endpoint-url", help="default $AWS_ENDPOINT_URL_S3")
+
+
+def command(args: argparse.Namespace) -> int:
+    """Print the status of a run; 0 when it was read (ConfigError/SinkError propagate)."""
+    overrides: dict[str, Any] = {"state_prefix": args.state_prefix}
+    if args.out_dir is not None:
+        overrides.update(out_dir=args.out_dir, bucket=None)
+    elif args.bucket:
+        overrides["bucket"] = args.bucket
+    for name in ("prefix", "s3_endpoint_url"):
+        if getattr(args, name):
+            overrides[name] = getattr(args, name)
+    settings = Settings.from_env(**overrides)
+    settings.require_sink()
+    status = asyncio.run(_status(settings, args.run_id))
+    print(status.to_json() if args.json else status.to_text(), flush=True)
+    return 0
+
+
+async def _status(settings: Settings, run_id: str | None) -> RunStatus:
+    sink: S3Sink | LocalSink
+    if settings.bucket is not None:
+        sink = S3Sink(settings.bucket, endpoint_url=settings.s3_endpoint_url)
+    else:
+        assert settings.out_dir is not None
+        if not settings.out_dir.is_dir():
+            raise SinkError(f"no folder {settings.out_dir}")
+        sink = LocalSink(settings.out_dir)
+    async with sink:
+        return await run_status(
+            sink, prefix=settings.prefix, state_root=settings.state_prefix, run_id=run_id
+        )
