@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
@@ -48,7 +48,7 @@ class MotoProcess:
         )
         for _ in range(200):
             try:
-                urllib.request.urlopen(self.url, timeout=1).close()
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
                 return self
             except OSError:
                 time.sleep(0.05)
@@ -81,7 +81,7 @@ def measure(timeout: float, movies: int) -> dict[str, Any]:
         with MotoProcess() as moto, EmulatorProcess(*emulator_args) as emulator:
             os.environ.update(
                 AWS_ACCESS_KEY_ID="bench",
-                AWS_SECRET_ACCESS_KEY="bench",  # noqa: S105 - moto's dummy credentials
+                AWS_SECRET_ACCESS_KEY="bench",  # moto's dummy credentials
                 AWS_DEFAULT_REGION="us-east-1",
                 AWS_ENDPOINT_URL_S3=moto.url,
                 TMDB_URL=emulator.url,
