@@ -110,9 +110,7 @@ class SimServer:
 
     def stats(self, name: str | None = None, since: float = 0.0, until: float = 1e18) -> Stats:
         """Counts for one client (or all), over ``[since, until)`` seconds since t0."""
-        rows = [
-            r for r in self.log if (name is None or r[0] == name) and since <= r[1] < until
-        ]
+        rows = [r for r in self.log if (name is None or r[0] == name) and since <= r[1] < until]
         throttled = sum(1 for r in rows if r[2])
         return Stats(requests=len(rows), admitted=len(rows) - throttled, throttled=throttled)
 

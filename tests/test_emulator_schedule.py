@@ -46,7 +46,9 @@ def test_cli_option_parses_seconds_and_limits() -> None:
     """--limit-schedule 30:25,90:45 becomes ((30, 25), (90, 45)); a malformed one exits."""
     parser = argparse.ArgumentParser()
     add_arguments(parser)
-    config = config_from_args(parser.parse_args(["--limit", "45", "--limit-schedule", "30:25,90:45"]))
+    config = config_from_args(
+        parser.parse_args(["--limit", "45", "--limit-schedule", "30:25,90:45"])
+    )
     assert config.limit_schedule == ((30.0, 25.0), (90.0, 45.0))
     assert config_from_args(parser.parse_args([])).limit_schedule == ()
     with pytest.raises(SystemExit):
@@ -58,9 +60,7 @@ async def test_a_later_step_lowers_the_limit_over_http(
 ) -> None:
     """With limit 5 dropping to 2 after 60 s, a burst 60 s after the first request gets two
     200s and 429s naming the new limit."""
-    emu = await emulator_factory(
-        EmulatorConfig(limit=5, limit_schedule=((60, 2),), missing_rate=0)
-    )
+    emu = await emulator_factory(EmulatorConfig(limit=5, limit_schedule=((60, 2),), missing_rate=0))
     assert (await status_of(session, f"{emu.url}/movie/{IDS[0]}"))[0] == 200
     # Move the schedule's origin back instead of waiting a minute.
     assert emu._first_arrival is not None

@@ -49,9 +49,10 @@ class AdaptiveLimiter:
     ``max_rate`` bounds the pace; ``start_rate`` (default ``max_rate / 2``) is the pace
     of the first second; ``min_rate`` the lowest pace a cut may leave. ``beta`` and ``c``
     are CUBIC's decrease factor and scaling constant (time in seconds, rate in requests
-    per second) for the climb back; ``probe_c`` the constant above ``w_max``; ``doubling`` is how many seconds the pace takes to double before the
-    first 429. ``backoff`` is the first hold after a 429 without ``Retry-After``
-    (jittered, doubled per cut without an answer in between, at most ``max_backoff``).
+    per second) for the climb back; ``probe_c`` the constant above ``w_max``;
+    ``doubling`` is how many seconds the pace takes to double before the first 429.
+    ``backoff`` is the first hold after a 429 without ``Retry-After`` (jittered, doubled
+    per cut without an answer in between, at most ``max_backoff``).
     ``clock``, ``sleep`` and ``rng`` can be injected for deterministic tests.
     """
 
@@ -80,7 +81,7 @@ class AdaptiveLimiter:
             raise ValueError(f"min_rate must be in (0, start_rate={start:g}], got {min_rate!r}")
         if not 0 < beta < 1:
             raise ValueError(f"beta must be in (0, 1), got {beta!r}")
-        if not c > 0 or not probe_c > 0 or not doubling > 0 or not backoff > 0 or max_backoff < backoff:
+        if min(c, probe_c, doubling, backoff) <= 0 or max_backoff < backoff:
             raise ValueError("c, probe_c, doubling and backoff must be > 0, max_backoff >= backoff")
         self.max_rate = float(max_rate)
         self.start_rate = float(start)
@@ -122,6 +123,7 @@ class AdaptiveLimiter:
         t = max(0.0, now - self._epoch)
         if self._w_max is None:
             pace = self._from * 2.0 ** (t / self.doubling)
+            assert isinstance(pace, float)
         else:
             d = t - self._k
             pace = self._w_max + (self.c if d < 0 else self.probe_c) * d**3
