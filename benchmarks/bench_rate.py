@@ -27,7 +27,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -265,7 +264,8 @@ def run(report: list[str], *, png: Path | None = None) -> None:
         "last column). Targets for ours: share >= 0.92 and 429s < 1% for ceilings 30, 45 "
         "and the drop; combined share >= 0.88 and each client 40-60% for the shared ceiling.",
         "",
-        "| scenario | variant | share of ceiling | 429s | clients' parts | server: requests / 429 |",
+        "| scenario | variant | share of ceiling | 429s | clients' parts "
+        "| server: requests / 429 |",
         "|---|---|---:|---:|---|---:|",
     ]
     for r in sorted(

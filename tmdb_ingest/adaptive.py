@@ -34,6 +34,7 @@ measurements the constants come from.
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import time
 from collections import deque
@@ -122,8 +123,7 @@ class AdaptiveLimiter:
             return self._from
         t = max(0.0, now - self._epoch)
         if self._w_max is None:
-            pace = self._from * 2.0 ** (t / self.doubling)
-            assert isinstance(pace, float)
+            pace = self._from * math.pow(2.0, t / self.doubling)
         else:
             d = t - self._k
             pace = self._w_max + (self.c if d < 0 else self.probe_c) * d**3
