@@ -14,11 +14,18 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks import bench_formats, bench_memory, bench_selection, bench_throughput
+from benchmarks import (
+    bench_formats,
+    bench_lambda,
+    bench_memory,
+    bench_rate,
+    bench_selection,
+    bench_throughput,
+)
 from benchmarks._common import machine_lines
 
 ROOT = Path(__file__).resolve().parent.parent
-BENCHMARKS = ("throughput", "memory", "selection", "formats")
+BENCHMARKS = ("throughput", "memory", "selection", "formats", "rate", "lambda")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,6 +60,10 @@ def main(argv: list[str] | None = None) -> int:
         bench_selection.run(sections, repeats=1 if args.quick else 3)
     if "formats" in only:
         bench_formats.run(sections, n=1_000 if args.quick else 10_000)
+    if "rate" in only:
+        bench_rate.run(sections, png=args.out.parent / "rate-auto.png")
+    if "lambda" in only:
+        bench_lambda.run(sections, timeout=60 if args.quick else None)
     took = time.perf_counter() - started
 
     page = [
@@ -72,11 +83,34 @@ def main(argv: list[str] | None = None) -> int:
     ]
     if args.quick:
         page += ["**Quick run: small sizes, not the documented numbers.**", ""]
+    if args.only != ",".join(BENCHMARKS) and args.out.exists():
+        # A partial run replaces its own sections and keeps the others' measurements.
+        sections = _splice(args.out.read_text(encoding="utf-8"), sections)
     page += sections
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(page).rstrip() + "\n", encoding="utf-8")
     print(f"wrote {args.out} ({took:.0f} s)", file=sys.stderr)
     return 0
+
+
+def _sections(lines: list[str]) -> dict[str, list[str]]:
+    """The page's "## " sections by heading, in order (what precedes the first is dropped)."""
+    found: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in lines:
+        if line.startswith("## "):
+            current = found.setdefault(line, [])
+        if current is not None:
+            current.append(line)
+    return found
+
+
+def _splice(old_page: str, new: list[str]) -> list[str]:
+    """The old page's sections with those of ``new`` replacing (or added after) them."""
+    merged = _sections(old_page.splitlines())
+    for heading, lines in _sections("\n".join(new).splitlines()).items():
+        merged[heading] = lines
+    return [line for lines in merged.values() for line in lines]
 
 
 if __name__ == "__main__":

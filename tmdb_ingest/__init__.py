@@ -28,6 +28,7 @@ from tmdb_ingest.errors import (  # noqa: E402
     TmdbIngestError,
 )
 from tmdb_ingest.pipeline import ingest, ingest_csv  # noqa: E402
+from tmdb_ingest.ratelimit import Limiter  # noqa: E402
 from tmdb_ingest.selection import Selection, select_ids, select_ids_async  # noqa: E402
 from tmdb_ingest.settings import Secret, Settings, Shard  # noqa: E402
 from tmdb_ingest.sinks import LocalSink, S3Sink, Sink  # noqa: E402
@@ -43,6 +44,7 @@ __all__ = [
     "ConfigError",
     "FatalError",
     "InputError",
+    "Limiter",
     "LocalSink",
     "S3Sink",
     "Secret",

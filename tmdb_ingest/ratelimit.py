@@ -26,7 +26,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Protocol, runtime_checkable
 
-__all__ = ["Limiter", "RateLimiter", "make_limiter"]
+__all__ = ["Limiter", "Pacer", "RateLimiter", "make_limiter"]
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
@@ -78,48 +78,78 @@ def make_limiter(
 ) -> Limiter:
     """The limiter for a setting: a fixed ``rate``, or ``"auto"`` (at most ``max_rate``)."""
     if rate == "auto":
-        raise NotImplementedError("rate='auto' is not built yet")
+        # Imported here: the adaptive controller is built on this module's Pacer.
+        from tmdb_ingest.adaptive import AdaptiveLimiter
+
+        return AdaptiveLimiter(max_rate, clock=clock, sleep=sleep)
     return RateLimiter(float(rate), clock=clock, sleep=sleep)
 
 
-class RateLimiter:
-    """Grant at most ``rate`` acquisitions per second, evenly spaced, with a shared pause.
+class Pacer:
+    """Grants on an absolute schedule at ``rate``, at most ``window_cap`` per second, and
+    none before a hold ends: the pacing that :class:`RateLimiter` and
+    :class:`~tmdb_ingest.adaptive.AdaptiveLimiter` share.
 
-    ``clock`` and ``sleep`` can be injected for deterministic tests.
+    ``rate`` can be changed at any time (the next slot keeps its time; later slots follow
+    the new rate). ``window_cap`` is ``floor(rate)`` unless given: with ``fixed_cap`` the
+    cap stays at the value given to the constructor whatever the rate becomes.
     """
 
     def __init__(
         self,
         rate: float,
         *,
-        min_rate_share: float = 0.25,
+        window_cap: int | None = None,
         clock: Clock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
     ) -> None:
         if not rate > 0:
             raise ValueError(f"rate must be > 0, got {rate!r}")
-        self.max_rate = float(rate)
         self._rate = float(rate)
-        self._min_rate = max(0.1, rate * min_rate_share)
+        self._fixed_cap = window_cap
+        self._cap = window_cap if window_cap is not None else _cap_for(rate)
         self._clock = clock
         self._sleep = sleep
         self._next_slot: float | None = None
-        self._window_cap = max(1, math.floor(rate))
-        self._grants: deque[float] = deque(maxlen=self._window_cap)
-        self._pause_until = 0.0
+        # Grant times of the last second (plus margin): at most the largest cap ever used.
+        self._grants: deque[float] = deque()
+        self.hold_until = 0.0
         self._lock = asyncio.Lock()
-        self.granted = 0
-        self.paused_s = 0.0
 
     @property
     def rate(self) -> float:
-        """The pace in force now (lower than ``max_rate`` for a while after a 429)."""
+        """The pace, in grants per second."""
         return self._rate
 
+    @rate.setter
+    def rate(self, rate: float) -> None:
+        if not rate > 0:
+            raise ValueError(f"rate must be > 0, got {rate!r}")
+        self._rate = float(rate)
+        if self._fixed_cap is None:
+            self._cap = _cap_for(rate)
+
+    @property
+    def window_cap(self) -> int:
+        """The most grants allowed in any one second (plus the margin)."""
+        return self._cap
+
+    def hold(self, until: float) -> float:
+        """Grant nothing before ``until`` (clock time); return the seconds this added."""
+        now = self._clock()
+        if until <= self.hold_until:
+            return 0.0
+        added = until - max(now, self.hold_until)
+        self.hold_until = until
+        return max(0.0, added)
+
     def _earliest(self, now: float) -> float:
-        earliest = max(self._scheduled(now), self._pause_until)
-        if len(self._grants) == self._window_cap:
-            earliest = max(earliest, self._grants[0] + 1.0 + _WINDOW_MARGIN)
+        earliest = max(self._scheduled(now), self.hold_until)
+        grants = self._grants
+        while grants and grants[0] + 1.0 + _WINDOW_MARGIN <= now:
+            grants.popleft()
+        if len(grants) >= self._cap:
+            earliest = max(earliest, grants[-self._cap] + 1.0 + _WINDOW_MARGIN)
         return earliest
 
     def _scheduled(self, now: float) -> float:
@@ -142,11 +172,51 @@ class RateLimiter:
             # The next slot follows this one's *scheduled* time, not the late wake-up.
             self._next_slot = self._scheduled(now) + 1.0 / self._rate
             self._grants.append(now)
-            self.granted += 1
-            if self._rate < self.max_rate:
-                # additive increase: back to full pace about ten seconds after one 429
-                self._rate = min(self.max_rate, self._rate + self.max_rate / (50.0 * self._rate))
             return now
+
+
+def _cap_for(rate: float) -> int:
+    return max(1, math.floor(rate))
+
+
+class RateLimiter:
+    """Grant at most ``rate`` acquisitions per second, evenly spaced, with a shared pause.
+
+    ``clock`` and ``sleep`` can be injected for deterministic tests.
+    """
+
+    def __init__(
+        self,
+        rate: float,
+        *,
+        min_rate_share: float = 0.25,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        if not rate > 0:
+            raise ValueError(f"rate must be > 0, got {rate!r}")
+        self.max_rate = float(rate)
+        self._min_rate = max(0.1, rate * min_rate_share)
+        self._clock = clock
+        # The window cap stays at the configured rate while the pace dips after a 429.
+        self._pacer = Pacer(rate, window_cap=_cap_for(rate), clock=clock, sleep=sleep)
+        self.granted = 0
+        self.paused_s = 0.0
+
+    @property
+    def rate(self) -> float:
+        """The pace in force now (lower than ``max_rate`` for a while after a 429)."""
+        return self._pacer.rate
+
+    async def acquire(self) -> float:
+        """Wait for the next slot; return its grant time. First come, first served."""
+        now = await self._pacer.acquire()
+        self.granted += 1
+        rate = self._pacer.rate
+        if rate < self.max_rate:
+            # additive increase: back to full pace about ten seconds after one 429
+            self._pacer.rate = min(self.max_rate, rate + self.max_rate / (50.0 * rate))
+        return now
 
     def on_answer(self, sent_at: float) -> None:
         """Nothing to learn from an answer at a fixed rate."""
@@ -158,12 +228,8 @@ class RateLimiter:
 
     def pause(self, seconds: float) -> None:
         """Hold every waiter for ``seconds`` from now, and slow the pace (a 429 arrived)."""
-        now = self._clock()
-        until = now + max(0.0, seconds)
-        if until > self._pause_until:
-            self.paused_s += until - max(now, self._pause_until)
-            self._pause_until = until
-        self._rate = max(self._min_rate, self._rate * 0.8)
+        self.paused_s += self._pacer.hold(self._clock() + max(0.0, seconds))
+        self._pacer.rate = max(self._min_rate, self._pacer.rate * 0.8)
 
     async def __aenter__(self) -> RateLimiter:
         await self.acquire()

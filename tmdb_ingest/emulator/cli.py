@@ -31,6 +31,16 @@ def _faults(text: str) -> tuple[str, ...]:
     return kinds
 
 
+def _schedule(text: str) -> tuple[tuple[float, float], ...]:
+    try:
+        pairs = [part.split(":") for part in text.split(",") if part.strip()]
+        return tuple((float(at), float(value)) for at, value in pairs)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected SECONDS:RPS pairs separated by commas, e.g. 30:25,90:45"
+        ) from None
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the emulator's options to ``parser``."""
     parser.add_argument("--host", default=_DEFAULTS.host, help="default: 127.0.0.1")
@@ -50,6 +60,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         metavar="RPS",
         help="requests per second before 429 (default: none)",
+    )
+    parser.add_argument(
+        "--limit-schedule",
+        type=_schedule,
+        default=(),
+        metavar="S:RPS,...",
+        help="move the limit during a run: RPS from S seconds after the first request "
+        "(e.g. 30:25,90:45)",
     )
     parser.add_argument(
         "--retry-after",
@@ -107,6 +125,7 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         latency_ms=args.latency_ms,
         latency_sigma=args.latency_sigma,
         limit=args.limit,
+        limit_schedule=args.limit_schedule,
         retry_after=args.retry_after,
         missing_rate=args.missing_rate,
         fault_rate=args.fault_rate,

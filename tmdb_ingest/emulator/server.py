@@ -91,7 +91,9 @@ class EmulatorConfig:
     way) gets 401 code 10. ``latency_ms`` is the median of a lognormal delay with
     ``latency_sigma``. ``limit`` is the most requests admitted in any one-second window
     (``None``: no limit); the rest get 429 code 25, with ``Retry-After: 1`` always, never,
-    or on a random half (``retry_after``). ``missing_rate`` is the share of ids with no
+    or on a random half (``retry_after``). ``limit_schedule`` moves the limit during a
+    run: ``(seconds, limit)`` pairs, each in force from that many seconds after the first
+    request (``limit`` before the first pair). ``missing_rate`` is the share of ids with no
     movie (404 code 34). ``fault_rate`` is the chance that a request gets one of the
     ``faults`` kinds (see :data:`ALL_FAULTS`); a ``stall`` waits ``stall_s`` first.
     ``broken_rate`` is the share of ids that answer 500 (code 11) to every request, a
@@ -104,6 +106,7 @@ class EmulatorConfig:
     latency_ms: float = 0.0
     latency_sigma: float = 0.5
     limit: float | None = None
+    limit_schedule: tuple[tuple[float, float], ...] = ()
     retry_after: Literal["always", "never", "mixed"] = "always"
     missing_rate: float = 0.05
     fault_rate: float = 0.0
@@ -126,6 +129,12 @@ class EmulatorConfig:
                 raise ValueError(f"{name}: {value} is not a probability in [0, 1]")
         if self.limit is not None and self.limit <= 0:
             raise ValueError(f"limit: {self.limit} must be > 0 requests per second, or None")
+        if any(at < 0 or value <= 0 for at, value in self.limit_schedule) or list(
+            self.limit_schedule
+        ) != sorted(self.limit_schedule):
+            raise ValueError(
+                "limit_schedule: (seconds >= 0, limit > 0) pairs in increasing time order"
+            )
         if self.latency_ms < 0 or self.latency_sigma < 0 or self.stall_s < 0:
             raise ValueError("latency_ms, latency_sigma and stall_s must be >= 0")
         if self.retry_after not in ("always", "never", "mixed"):
@@ -188,6 +197,7 @@ class Emulator:
         self._runner: web.AppRunner | None = None
         self._port: int | None = None
         self._admitted: deque[float] = deque()
+        self._first_arrival: float | None = None
         # Attempt numbers per (route, id): they, not arrival order, pick faults and latency.
         self._attempts: Counter[str] = Counter()
 
@@ -323,7 +333,8 @@ class Emulator:
         over = self._over_limit(now)
         if over is not None:
             self.stats.throttled += 1
-            message = f"Your request count ({over}) is over the allowed limit of ({cfg.limit:g})."
+            limit = self.limit_at(now - (self._first_arrival or now))
+            message = f"Your request count ({over}) is over the allowed limit of ({limit:g})."
             retry = cfg.retry_after == "always" or (
                 cfg.retry_after == "mixed" and bodies.unit_interval(cfg.seed, "retry", key) < 0.5
             )
@@ -372,9 +383,20 @@ class Emulator:
             return await self._truncated(request, status, body)
         return self._respond(status, body)
 
+    def limit_at(self, elapsed: float) -> float | None:
+        """The limit in force ``elapsed`` seconds after the first request (None: none)."""
+        limit = self.config.limit
+        for at, value in self.config.limit_schedule:
+            if elapsed < at:
+                break
+            limit = value
+        return limit
+
     def _over_limit(self, now: float) -> int | None:
         """None when the request is admitted, else the count it would have made."""
-        limit = self.config.limit
+        if self._first_arrival is None:
+            self._first_arrival = now
+        limit = self.limit_at(now - self._first_arrival)
         if limit is None:
             return None
         window = self._admitted

@@ -1,0 +1,196 @@
+"""``rate="auto"``: the adaptive limiter against a simulated TMDB limit on virtual time.
+
+Every scenario runs on the event loop's patched clock (tests/sim_rate.py): no sleeping,
+deterministic, minutes of traffic in well under a second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import itertools
+import random
+
+import pytest
+
+from tests.sim_rate import SimServer, virtual_time
+from tmdb_ingest import Limiter as PublicLimiter
+from tmdb_ingest.adaptive import AdaptiveLimiter
+from tmdb_ingest.ratelimit import Limiter, RateLimiter, make_limiter
+
+
+def auto(clock: object, seed: int = 0, **kwargs: object) -> AdaptiveLimiter:
+    limiter = make_limiter("auto", max_rate=50, clock=clock, sleep=asyncio.sleep)  # type: ignore[arg-type]
+    assert isinstance(limiter, AdaptiveLimiter)
+    limiter._rng = random.Random(seed)
+    for name, value in kwargs.items():
+        setattr(limiter, name, value)
+    return limiter
+
+
+def busiest_window(times: list[float]) -> int:
+    times = sorted(times)
+    return max(bisect.bisect_left(times, t + 1.0) - i for i, t in enumerate(times))
+
+
+def test_make_limiter_gives_auto_or_today_s_fixed_limiter() -> None:
+    """'auto' is an adaptive Limiter bounded by max_rate; a number is today's RateLimiter."""
+    adaptive = make_limiter("auto", max_rate=30)
+    assert isinstance(adaptive, AdaptiveLimiter)
+    assert isinstance(adaptive, Limiter)
+    assert PublicLimiter is Limiter
+    assert adaptive.max_rate == 30
+    assert adaptive.rate == 15  # starts at half of max_rate
+    fixed = make_limiter(40.0)
+    assert type(fixed) is RateLimiter
+    assert fixed.rate == 40
+
+
+@pytest.mark.parametrize(
+    ("ceiling", "min_share"),
+    [(12, 0.88), (25, 0.92), (45, 0.92)],  # below, at and above the start rate (25)
+)
+async def test_finds_a_hidden_ceiling(ceiling: int, min_share: float) -> None:
+    """Over 70 s, incl. the start, it gets most of the ceiling with under 1% of 429s."""
+    with virtual_time() as clock:
+        server = SimServer(clock, lambda t: ceiling, t0=clock())
+        await server.client("a", auto(clock), until=70)
+    stats = server.stats()
+    assert stats.admitted >= min_share * ceiling * 70
+    assert stats.throttled_share < 0.01
+    assert stats.throttled >= 1  # it did have to find the ceiling
+
+
+async def test_never_above_max_rate_and_never_a_burst() -> None:
+    """With no ceiling in sight it climbs to max_rate and stays there: no second ever holds
+    more than max_rate grants, and no two grants are closer than half an interval."""
+    with virtual_time() as clock:
+        server = SimServer(clock, lambda t: 1000, t0=clock())
+        limiter = auto(clock)
+        await server.client("a", limiter, until=30)
+    times = [t for _, t, _ in server.log]
+    assert busiest_window(times) <= 50
+    assert min(b - a for a, b in itertools.pairwise(times)) >= 0.5 / 50 - 1e-9
+    assert limiter.rate == 50
+    assert server.stats(since=10).admitted >= 0.95 * 50 * 20
+
+
+async def test_follows_a_ceiling_that_drops_and_recovers() -> None:
+    """45 -> 25 at 30 s -> 45 at 100 s: it settles under 25, then climbs back near 45."""
+
+    def ceiling(t: float) -> float:
+        return 25 if 30 <= t < 100 else 45
+
+    with virtual_time() as clock:
+        server = SimServer(clock, ceiling, t0=clock())
+        await server.client("a", auto(clock), until=200)
+    low = server.stats(since=40, until=100)
+    assert low.admitted >= 0.9 * 25 * 60
+    assert low.throttled_share < 0.01
+    high = server.stats(since=160, until=200)
+    assert high.admitted >= 0.9 * 45 * 40
+    assert server.stats().throttled_share < 0.01
+
+
+async def test_two_clients_share_one_ceiling_fairly() -> None:
+    """Two clients that never talk, the second starting 30 s after the first, each get
+    40-60% of one 45/s ceiling in the last minute of five, and together most of it."""
+    with virtual_time() as clock:
+        server = SimServer(clock, lambda t: 45, t0=clock())
+        await asyncio.gather(
+            server.client("a", auto(clock, seed=1), until=300),
+            server.client("b", auto(clock, seed=2), until=300, start=30),
+        )
+    a = server.stats("a", since=240).admitted
+    b = server.stats("b", since=240).admitted
+    assert 0.4 <= a / (a + b) <= 0.6
+    assert a + b >= 0.88 * 45 * 60
+    assert server.stats().throttled_share < 0.01
+
+
+async def test_without_retry_after_it_backs_off_with_jitter() -> None:
+    """No Retry-After: it still finds the ceiling, with few 429s."""
+    with virtual_time() as clock:
+        server = SimServer(clock, lambda t: 30, t0=clock(), retry_after=None)
+        await server.client("a", auto(clock), until=70)
+    stats = server.stats()
+    assert stats.admitted >= 0.92 * 30 * 70
+    assert stats.throttled_share < 0.01
+
+
+async def test_retry_after_holds_every_waiter() -> None:
+    """After a 429 with Retry-After: 3, no waiter is granted for three seconds."""
+    with virtual_time() as clock:
+        limiter = auto(clock)
+        sent_at = await limiter.acquire()
+        limiter.on_throttle(sent_at, 3.0)
+        throttled_at = clock()
+        grants = await asyncio.gather(*(limiter.acquire() for _ in range(5)))
+    assert min(grants) >= throttled_at + 3.0
+    assert limiter.cuts == 1
+
+
+async def test_missing_retry_after_holds_for_a_jittered_growing_backoff() -> None:
+    """Without Retry-After a cut holds for a jittered backoff in [b/2, b], b doubling with
+    each cut not followed by an answer, and starting afresh after one."""
+    with virtual_time() as clock:
+        limiter = auto(clock)
+        holds = []
+        for _ in range(3):
+            sent_at = await limiter.acquire()
+            limiter.on_throttle(sent_at, None)
+            holds.append(limiter._pacer.hold_until - clock())
+        sent_at = await limiter.acquire()
+        limiter.on_answer(sent_at)
+        sent_at = await limiter.acquire()
+        limiter.on_throttle(sent_at, None)
+        after_answer = limiter._pacer.hold_until - clock()
+    for hold, ceiling in zip(holds, (0.5, 1.0, 2.0), strict=True):
+        assert ceiling / 2 <= hold <= ceiling
+    assert 0.25 <= after_answer <= 0.5
+    # different seeds come back at different times
+    with virtual_time() as clock:
+        other = auto(clock, seed=7)
+        other.on_throttle(await other.acquire(), None)
+        assert other._pacer.hold_until - clock() != pytest.approx(holds[0])
+
+
+async def test_cuts_at_most_once_per_round_trip() -> None:
+    """429s for requests sent before the last cut do not cut again; a 429 for a request
+    sent after it does."""
+    with virtual_time() as clock:
+        limiter = auto(clock)
+        early = [await limiter.acquire() for _ in range(10)]
+        limiter.on_throttle(early[-1], 1.0)
+        after_first = limiter.rate
+        assert limiter.cuts == 1
+        for sent_at in early[:-1]:
+            limiter.on_throttle(sent_at, 1.0)  # stale: answered by the first cut
+        assert limiter.cuts == 1
+        assert limiter.rate == pytest.approx(after_first)
+        late = await limiter.acquire()
+        limiter.on_throttle(late, 1.0)
+        assert limiter.cuts == 2
+        assert limiter.rate < after_first
+    assert limiter.throttles == 11
+
+
+async def test_a_cut_lands_at_the_measured_pace_not_the_overshoot() -> None:
+    """The first 429 comes after the pace overshot in slow start; the cut is taken from
+    the grants that were actually in the server's window (w_max = ceiling), not from it."""
+    with virtual_time() as clock:
+        server = SimServer(clock, lambda t: 30, t0=clock())
+        limiter = auto(clock)
+        await server.client("a", limiter, until=2.0)
+    assert limiter.cuts == 1
+    assert limiter.w_max == pytest.approx(30)
+
+
+def test_rejects_bad_settings_naming_them() -> None:
+    """Out-of-range tuning values are refused with the name of the value."""
+    with pytest.raises(ValueError, match="max_rate"):
+        AdaptiveLimiter(0)
+    with pytest.raises(ValueError, match="start_rate"):
+        AdaptiveLimiter(50, start_rate=60)
+    with pytest.raises(ValueError, match="beta"):
+        AdaptiveLimiter(50, beta=1.0)
