@@ -92,9 +92,12 @@ def _stopped(args: Namespace, exc: TmdbIngestError, label: str) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code."""
     parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
-    if extra and args.command != "emulate":
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    try:  # argparse exits (2 for bad usage, 0 for --help): return the code instead
+        args, extra = parser.parse_known_args(argv)
+        if extra and args.command != "emulate":
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     try:
         if args.command == "select":
             return _cmd_select(args)
