@@ -18,10 +18,10 @@ import orjson
 import pytest
 from awslambdaric.lambda_context import LambdaContext
 
+from tmdb_ingest import lambda_handler
 from tmdb_ingest.credentials import parse_secret
 from tmdb_ingest.emulator.sample import generate_movies_csv
 from tmdb_ingest.emulator.server import EmulatorConfig, EmulatorThread
-from tmdb_ingest import lambda_handler
 from tmdb_ingest.errors import ConfigError, InputError, RunBusy
 from tmdb_ingest.lambda_handler import IngestFailed, handler, parse_event, safety_margin
 from tmdb_ingest.selection import select_ids

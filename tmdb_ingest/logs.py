@@ -157,7 +157,9 @@ def configure_logging(
     handler._tmdb_ingest = True  # type: ignore[attr-defined]
     handler.addFilter(RedactingFilter(secrets))
     handler.setFormatter(
-        JsonFormatter(fields) if json else logging.Formatter("%(asctime)s %(levelname)s %(message)s")
+        JsonFormatter(fields)
+        if json
+        else logging.Formatter("%(asctime)s %(levelname)s %(message)s")
     )
     root.addHandler(handler)
     if root.level == logging.NOTSET or root.level > logging.WARNING:

@@ -449,6 +449,7 @@ class Settings:
     def from_env(
         cls,
         env: Mapping[str, str] | None = None,
+        /,
         *,
         flags: Mapping[str, Any] | None = None,
         **overrides: Any,
