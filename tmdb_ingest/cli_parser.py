@@ -159,8 +159,9 @@ def configuration_markdown() -> str:
         for o in (o for o in OPTIONS if o.section == section):
             flag = f"`{o.flag} {o.metavar}`" if o.flag else "(none)"
             env = f"`{o.env}`" if o.env else "(none)"
-            cells = (f"`{o.name}`", flag, env, f"`{o.default_text}`", o.help.replace("|", "\\|"))
-            lines.append("| " + " | ".join(cells) + " |")
+            default = o.default_text if o.shown else f"`{o.default_text}`"
+            cells = (f"`{o.name}`", flag, env, default, o.help)
+            lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     lines += ["", "## Secret sources", ""]
     lines += [
         "When neither `TMDB_API_KEY` nor `TMDB_ACCESS_TOKEN` is set, the credential is read",
