@@ -339,7 +339,7 @@ def test_log_lines_are_json_with_the_request_and_one_metrics_line(
         assert lines
         assert {line["request_id"] for line in lines} == {ctx.aws_request_id}
         assert {line["cold_start"] for line in lines} == {ctx is contexts[0]}
-        (summary,) = [line for line in lines if line["message"] == "summary"]
+        (summary,) = [line for line in lines if line["message"].startswith("summary")]
         assert {k: summary[k] for k in results[-1]} == results[-1]
         (emf,) = [line for line in lines if "_aws" in line]
         (directive,) = emf["_aws"]["CloudWatchMetrics"]
@@ -438,3 +438,31 @@ def test_placeholder_shapes_are_refused(value: str) -> None:
     """The placeholder is caught raw or inside JSON, whatever its case."""
     with pytest.raises(ConfigError, match="the-source still holds the placeholder"):
         parse_secret(value, source="the-source")
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "examples" / "aws" / "events").glob("*.json")))
+def test_sample_events_for_sam_local_invoke_parse(path: Path) -> None:
+    """Every sample event under examples/aws/events/ is one the handler accepts."""
+    event = orjson.loads(path.read_bytes())
+    csv, _run_id, _shard = parse_event(event)
+    assert csv.startswith("s3://my-tmdb-lake/Raw/Local/")
+    assert csv.endswith(".csv")
+    if "Records" in event:
+        assert csv.endswith("/movies 2025.csv")  # the notification's key is URL-decoded
+
+
+def test_the_image_lock_pins_exactly_the_runtime_dependencies() -> None:
+    """requirements.lock pins every runtime dependency once, and nothing of the extras."""
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    lock = (ROOT / "examples" / "aws" / "requirements.lock").read_text().splitlines()
+    pinned = dict(line.split("==") for line in lock if line and not line.startswith("#"))
+    for requirement in project["dependencies"]:
+        name = requirement.split(">")[0].split("=")[0].split("[")[0].strip()
+        assert name in pinned, name
+    assert "aiolimiter" not in pinned
+    assert "moto" not in pinned
+    dockerfile = (ROOT / "examples" / "aws" / "Dockerfile").read_text()
+    assert "requirements.lock" in dockerfile
+    assert "--no-deps" in dockerfile

@@ -11,7 +11,6 @@ one line on stderr and, with ``--json``, the summary so far on stdout.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import os
 import sys
@@ -61,6 +60,8 @@ async def _run(args: Namespace) -> Summary:
 
 
 def _cmd_run(args: Namespace) -> int:
+    import asyncio  # here, not at the top: the parser and `--help` do without it
+
     summary = asyncio.run(_run(args))
     print(summary.to_json() if args.json else summary.to_text(), flush=True)
     return EXIT_DONE if summary.done else EXIT_BUDGET

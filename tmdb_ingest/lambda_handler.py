@@ -1,32 +1,23 @@
 """AWS Lambda entry point: event + context -> settings -> :func:`ingest_csv` -> summary.
 
 The event is an S3 put notification for the uploaded CSV, or ``{"csv": "s3://...",
-"run_id": ..., "shard": "I/N"}`` (``run_id`` and ``shard`` optional). Settings come from
-the environment (see ``docs/deployment.md``); the output bucket defaults to the CSV's.
-The return value is the summary dict; ``done: false`` means "invoke again with the same
-``run_id``" (without one, the library derives it from the inputs and the date, and the
-summary carries it).
+"run_id": ..., "shard": "I/N"}`` (both optional). Settings come from the environment
+(``docs/configuration.md``); the output bucket defaults to the CSV's. It returns the
+summary dict: ``done: false`` means invoke again with its ``run_id``; ``busy: true``
+(another invocation holds the run) means the same, after a wait. The budget is the
+remaining time less a margin (10%, 5..30 s) for what lies outside the library's own
+budget: closing the loop and clients, returning, clock skew.
 
-Time: the run's budget is the invocation's remaining time less a safety margin of 10%,
-at least 5 s and at most 30 s. The library already keeps back time to finish requests
-in flight and flush its state *within* the budget; the margin covers what lies outside
-it: closing the event loop and clients, returning the response, and clock skew between
-Lambda's deadline and this process.
+Errors: a bad event, setting or CSV raises ``InputError`` / ``ConfigError`` before any
+request. A fatal stop (key rejected, bucket denied) raises :class:`IngestFailed`, one
+line with the reason and the summary so far (``error`` set), which a Step Functions
+``Catch`` routes apart from Lambda's own, retryable errors. Everything is created inside
+each invocation's ``asyncio.run``, so a warm container can be invoked again.
 
-Errors: a bad event, setting or CSV raises ``InputError`` / ``ConfigError`` (nothing was
-fetched). Another invocation holding the run is not an error: the handler returns the
-summary with ``done: false, busy: true`` (invoke again after a wait). A fatal run-time
-error (key rejected, bucket missing or denied) raises :class:`IngestFailed` with a
-one-line message holding the reason and the summary so far (its ``error`` field set), so
-that a Step Functions ``Catch`` on ``IngestFailed`` can route it, distinct from Lambda's
-own errors and timeouts, which are worth retrying. Everything is created inside each
-invocation's ``asyncio.run``, so a warm container can be invoked again.
-
-Logs: JSON lines whose data are fields (the summary's fields on the ``summary`` line),
-each carrying ``request_id`` and ``cold_start``; one line per invocation is also in
-CloudWatch's Embedded Metric Format: namespace ``tmdb_ingest``, dimension ``function``,
-metrics ``fetched``, ``not_found``, ``failed``, ``requests``, ``throttled`` (counts) and
-``elapsed`` (seconds), so alarms need no metric filters.
+Logs are JSON lines with their data as fields (the summary's on the ``summary`` line),
+each with ``request_id`` and ``cold_start``. One line per invocation is CloudWatch
+Embedded Metric Format: namespace ``tmdb_ingest``, dimension ``function``, counts
+``fetched``, ``not_found``, ``failed``, ``requests``, ``throttled``, and ``elapsed`` (s).
 """
 
 from __future__ import annotations
@@ -151,11 +142,9 @@ async def _invoke(
         error = IngestFailed(message)
         error.summary = failed
         raise error from None
-    result = summary.as_dict()
-    log.info("summary", extra={FIELDS: result})
-    if not summary.done:
-        log.info("not done: invoke again with run_id %s", summary.run_id)
-    return result
+    again = "" if summary.done else f": not done, invoke again with run_id {summary.run_id}"
+    log.info("summary%s", again, extra={FIELDS: summary.as_dict()})
+    return summary.as_dict()
 
 
 def _one_line(exc: BaseException) -> str:
