@@ -339,7 +339,7 @@ def test_log_lines_are_json_with_the_request_and_one_metrics_line(
         assert lines
         assert {line["request_id"] for line in lines} == {ctx.aws_request_id}
         assert {line["cold_start"] for line in lines} == {ctx is contexts[0]}
-        (summary,) = [line for line in lines if line["message"].startswith("summary")]
+        (summary,) = [line for line in lines if line["message"].partition(":")[0] == "summary"]
         assert {k: summary[k] for k in results[-1]} == results[-1]
         (emf,) = [line for line in lines if "_aws" in line]
         (directive,) = emf["_aws"]["CloudWatchMetrics"]
