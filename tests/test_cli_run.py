@@ -108,17 +108,17 @@ def test_a_rejected_key_exits_1_with_one_line_and_no_secret(
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--rate", "0"], "rate"),
-        (["--batch-size", "0"], "batch_size"),
-        (["--shard", "5/4"], "shard"),
-        (["--run-id", "bad id!"], "run_id"),
+        (["--rate", "0"], "--rate: must be in 0.1..10000, got 0"),
+        (["--batch-size", "0"], "--batch-size: must be in 1..10000, got 0"),
+        (["--shard", "5/4"], "--shard"),
+        (["--run-id", "bad id!"], "--run-id"),
     ],
 )
 def test_bad_options_exit_2_before_any_request(
     argv: list[str], message: str, csv: Path, tmdb: EmulatorThread, tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:  # fmt: skip
-    """A bad setting exits 2 with a message naming the field, and TMDB is never asked."""
+    """A bad setting exits 2 with a message naming the flag, and TMDB is never asked."""
     code = main(["run", str(csv), "--out-dir", str(tmp_path), "--tmdb-url", tmdb.url, *argv])
     assert code == 2
     assert message in capsys.readouterr().err

@@ -18,14 +18,16 @@ import orjson
 import pytest
 from awslambdaric.lambda_context import LambdaContext
 
+from tmdb_ingest import lambda_handler
 from tmdb_ingest.credentials import parse_secret
 from tmdb_ingest.emulator.sample import generate_movies_csv
 from tmdb_ingest.emulator.server import EmulatorConfig, EmulatorThread
-from tmdb_ingest.errors import ConfigError, InputError
+from tmdb_ingest.errors import ConfigError, InputError, RunBusy
 from tmdb_ingest.lambda_handler import IngestFailed, handler, parse_event, safety_margin
 from tmdb_ingest.selection import select_ids
 from tmdb_ingest.settings import Shard
 from tmdb_ingest.state import shard_of
+from tmdb_ingest.summary import Summary
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = "lambda-secret-" + uuid.uuid4().hex  # distinctive, so a leak cannot hide
@@ -312,3 +314,155 @@ def test_chain_demo_runs_to_completion() -> None:
     lines = [line for line in result.stdout.splitlines() if line.startswith("invocation ")]
     assert len(lines) >= 2
     assert '"done": true' in lines[-1] or '"done":true' in lines[-1]
+
+
+def json_lines(text: str) -> list[dict[str, Any]]:
+    """Every line of ``text``, each parsed as one JSON object (a non-JSON line fails)."""
+    return [orjson.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def test_log_lines_are_json_with_the_request_and_one_metrics_line(
+    env: None, bucket: str, csv_key: tuple[str, list[str]], monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    """Every line is JSON carrying the request id and cold start; the summary's fields are
+    fields of the summary line; exactly one line per invocation holds EMF metrics whose
+    values are the summary's."""
+    monkeypatch.setattr(lambda_handler, "_cold_start", True)
+    event = {"csv": f"s3://{bucket}/{csv_key[0]}"}
+    contexts = [context(60.0), context(60.0)]
+    results = []
+    for ctx in contexts:
+        capsys.readouterr()
+        results.append(handler(event, ctx))
+        lines = json_lines(capsys.readouterr().err)
+        assert lines
+        assert {line["request_id"] for line in lines} == {ctx.aws_request_id}
+        assert {line["cold_start"] for line in lines} == {ctx is contexts[0]}
+        (summary,) = [line for line in lines if line["message"].partition(":")[0] == "summary"]
+        assert {k: summary[k] for k in results[-1]} == results[-1]
+        (emf,) = [line for line in lines if "_aws" in line]
+        (directive,) = emf["_aws"]["CloudWatchMetrics"]
+        assert directive["Namespace"] == "tmdb_ingest"
+        assert directive["Dimensions"] == [["function"]]
+        names = [m["Name"] for m in directive["Metrics"]]
+        assert names == ["fetched", "not_found", "failed", "requests", "throttled", "elapsed"]
+        assert {m["Unit"] for m in directive["Metrics"]} == {"Count", "Seconds"}
+        for name in names[:-1]:
+            assert emf[name] == results[-1][name]
+        assert emf["elapsed"] == results[-1]["elapsed_s"]
+        assert isinstance(emf["_aws"]["Timestamp"], int)
+        assert isinstance(emf["function"], str)
+    assert results[0]["fetched"] > 0
+    assert results[1]["fetched"] == 0  # the second invocation resumed a finished run
+
+
+def _summary(**changes: Any) -> Summary:
+    fields: dict[str, Any] = dict.fromkeys(
+        ("selected", "skipped", "fetched", "not_found", "failed", "batches", "requests",
+         "retries", "throttled"), 0,
+    )  # fmt: skip
+    fields.update(run_id="run-x", shard="0/1", elapsed_s=0.5, done=False, report=None)
+    return Summary(**{**fields, **changes})
+
+
+def test_busy_run_returns_the_busy_summary_instead_of_raising(
+    env: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """When another invocation holds the run, the handler returns done: false, busy: true
+    with the summary, logs it as fields, and still writes its metrics line."""
+
+    async def held(*_args: Any, **_kwargs: Any) -> Summary:
+        error = RunBusy("run run-x shard 0/1 is held by another invocation until 12:00:30")
+        error.summary = _summary(selected=40, busy=True)
+        raise error
+
+    monkeypatch.setattr(lambda_handler, "ingest_csv", held)
+    result = handler({"csv": "s3://some-bucket/movies.csv"}, context(60.0))
+    assert result["done"] is False
+    assert result["busy"] is True
+    assert result["selected"] == 40
+    assert result["run_id"] == "run-x"
+    lines = json_lines(capsys.readouterr().err)
+    (busy,) = [line for line in lines if line["message"].startswith("busy:")]
+    assert "held by another invocation" in busy["message"]
+    assert busy["busy"] is True
+    assert len([line for line in lines if "_aws" in line]) == 1
+
+
+def test_fatal_stop_logs_and_raises_the_summary_with_its_error(
+    env: None, bucket: str, csv_key: tuple[str, list[str]], monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    """A rejected key raises IngestFailed whose one line holds the reason and the summary
+    with its error field; the log line carries the same summary as fields."""
+    monkeypatch.setenv("TMDB_API_KEY", "wrong-" + SECRET)
+    with pytest.raises(IngestFailed) as info:
+        handler({"csv": f"s3://{bucket}/{csv_key[0]}"}, context(60.0))
+    message = str(info.value)
+    reason, _, summary_json = message.partition("; summary so far: ")
+    data = orjson.loads(summary_json)
+    assert data["error"] == reason
+    assert "rejected" in reason
+    assert info.value.summary is not None
+    assert info.value.summary.error == reason
+    lines = json_lines(capsys.readouterr().err)
+    (fatal,) = [line for line in lines if line["message"].startswith("fatal:")]
+    assert fatal["message"] == f"fatal: {message}"
+    assert fatal["error"] == reason
+    assert fatal["run_id"] == data["run_id"]
+    assert len([line for line in lines if "_aws" in line]) == 1
+    assert SECRET not in message + "".join(str(line) for line in lines)
+
+
+def test_placeholder_secret_is_refused_before_any_request(
+    env: None, bucket: str, csv_key: tuple[str, list[str]], s3_endpoint: str,
+    tmdb: EmulatorThread, monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """A secret still holding the template's REPLACE_ME is a ConfigError naming the secret,
+    and TMDB is never asked."""
+    monkeypatch.delenv("TMDB_API_KEY")
+    name = f"tmdb-{uuid.uuid4().hex[:8]}"
+    client = boto3.client("secretsmanager", endpoint_url=s3_endpoint, region_name="us-east-1")
+    client.create_secret(Name=name, SecretString='{"api_key": "REPLACE_ME"}')
+    client.close()
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", s3_endpoint)
+    monkeypatch.setenv("TMDB_SECRET_ID", name)
+    with pytest.raises(ConfigError, match=f"Secrets Manager secret '{name}'.*placeholder"):
+        handler({"csv": f"s3://{bucket}/{csv_key[0]}"}, context(60.0))
+    assert tmdb.stats.requests == 0
+
+
+@pytest.mark.parametrize("value", ["REPLACE_ME", '{"api_key": "replace_me"}', "set-me"])
+def test_placeholder_shapes_are_refused(value: str) -> None:
+    """The placeholder is caught raw or inside JSON, whatever its case."""
+    with pytest.raises(ConfigError, match="the-source still holds the placeholder"):
+        parse_secret(value, source="the-source")
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "examples" / "aws" / "events").glob("*.json")))
+def test_sample_events_for_sam_local_invoke_parse(path: Path) -> None:
+    """Every sample event under examples/aws/events/ is one the handler accepts."""
+    event = orjson.loads(path.read_bytes())
+    csv, _run_id, _shard = parse_event(event)
+    assert csv.startswith("s3://my-tmdb-lake/Raw/Local/")
+    assert csv.endswith(".csv")
+    if "Records" in event:
+        assert csv.endswith("/movies 2025.csv")  # the notification's key is URL-decoded
+
+
+def test_the_image_lock_pins_exactly_the_runtime_dependencies() -> None:
+    """requirements.lock pins every runtime dependency once, and nothing of the extras."""
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    lock = (ROOT / "examples" / "aws" / "requirements.lock").read_text().splitlines()
+    pinned = dict(line.split("==") for line in lock if line and not line.startswith("#"))
+    for requirement in project["dependencies"]:
+        name = requirement.split(">")[0].split("=")[0].split("[")[0].strip()
+        assert name in pinned, name
+    assert "aiolimiter" not in pinned
+    assert "moto" not in pinned
+    dockerfile = (ROOT / "examples" / "aws" / "Dockerfile").read_text()
+    assert "requirements.lock" in dockerfile
+    assert "--no-deps" in dockerfile

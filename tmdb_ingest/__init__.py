@@ -10,34 +10,55 @@ The public face::
 Everything else lives in modules named for one idea each: ``selection``, ``tmdb``,
 ``ratelimit``, ``batching``, ``sinks``, ``state``, ``pipeline``, ``cli``,
 ``lambda_handler`` and ``emulator``.
+
+The names below are loaded on first use (a module ``__getattr__``), so that ``import
+tmdb_ingest`` and the CLI's start-up do not pay for polars, aiohttp and aiobotocore
+before a command needs them.
 """
+
+from __future__ import annotations
 
 import time as _time
 
 # When the process started using the package: the CLI counts its time budget from here.
 _STARTED_AT = _time.monotonic()
 
-from importlib.metadata import PackageNotFoundError, version  # noqa: E402
+from importlib import import_module as _import_module  # noqa: E402
+from typing import TYPE_CHECKING, Any  # noqa: E402
 
-from tmdb_ingest.errors import (  # noqa: E402
-    AuthError,
-    ConfigError,
-    FatalError,
-    InputError,
-    SinkError,
-    TmdbIngestError,
-)
-from tmdb_ingest.pipeline import ingest, ingest_csv  # noqa: E402
-from tmdb_ingest.ratelimit import Limiter  # noqa: E402
-from tmdb_ingest.selection import Selection, select_ids, select_ids_async  # noqa: E402
-from tmdb_ingest.settings import Secret, Settings, Shard  # noqa: E402
-from tmdb_ingest.sinks import LocalSink, S3Sink, Sink  # noqa: E402
-from tmdb_ingest.summary import Summary  # noqa: E402
+if TYPE_CHECKING:
+    from tmdb_ingest.errors import (
+        AuthError,
+        ConfigError,
+        FatalError,
+        InputError,
+        RunBusy,
+        SinkError,
+        TmdbIngestError,
+    )
+    from tmdb_ingest.pipeline import ingest, ingest_csv
+    from tmdb_ingest.ratelimit import Limiter
+    from tmdb_ingest.selection import Selection, select_ids, select_ids_async
+    from tmdb_ingest.settings import Secret, Settings, Shard
+    from tmdb_ingest.sinks import LocalSink, S3Sink, Sink
+    from tmdb_ingest.summary import Summary
 
-try:
-    __version__ = version("tmdb-ingest")
-except PackageNotFoundError:  # a source tree that is not installed
-    __version__ = "0.0.0"
+    __version__: str
+
+# public name -> the module that defines it
+_LAZY = {
+    **dict.fromkeys(
+        ("AuthError", "ConfigError", "FatalError", "InputError", "RunBusy", "SinkError",
+         "TmdbIngestError"),
+        "errors",
+    ),
+    **dict.fromkeys(("ingest", "ingest_csv"), "pipeline"),
+    "Limiter": "ratelimit",
+    **dict.fromkeys(("Selection", "select_ids", "select_ids_async"), "selection"),
+    **dict.fromkeys(("Secret", "Settings", "Shard"), "settings"),
+    **dict.fromkeys(("LocalSink", "S3Sink", "Sink"), "sinks"),
+    "Summary": "summary",
+}  # fmt: skip
 
 __all__ = [
     "AuthError",
@@ -46,6 +67,7 @@ __all__ = [
     "InputError",
     "Limiter",
     "LocalSink",
+    "RunBusy",
     "S3Sink",
     "Secret",
     "Selection",
@@ -61,3 +83,24 @@ __all__ = [
     "select_ids",
     "select_ids_async",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Load a public name on first use and keep it in the module."""
+    if name == "__version__":
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            value: Any = version("tmdb-ingest")
+        except PackageNotFoundError:  # a source tree that is not installed
+            value = "0.0.0"
+    elif name in _LAZY:
+        value = getattr(_import_module(f"tmdb_ingest.{_LAZY[name]}"), name)
+    else:
+        raise AttributeError(f"module 'tmdb_ingest' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -14,6 +14,10 @@ every invocation (a rotated secret is picked up by a warm container), and it app
 no log line or exception message: errors name the secret id and the AWS error code only.
 Endpoints follow botocore's usual variables (``AWS_ENDPOINT_URL_SECRETS_MANAGER``,
 ``AWS_ENDPOINT_URL_SSM``), which is how the tests point them at moto.
+
+A value still holding the deployment template's placeholder (``REPLACE_ME``) is a
+:class:`ConfigError` naming the secret's source, raised before any TMDB request: without
+it the first request would be rejected as a bad key, which reads like a TMDB problem.
 """
 
 from __future__ import annotations
@@ -27,7 +31,14 @@ import orjson
 from tmdb_ingest.errors import ConfigError
 from tmdb_ingest.settings import Secret
 
-__all__ = ["credentials_from_env", "parse_secret"]
+__all__ = ["PLACEHOLDERS", "SECRET_VARIABLES", "credentials_from_env", "parse_secret"]
+
+SECRET_VARIABLES = {
+    "TMDB_SECRET_ID": "Secrets Manager secret (name or ARN) holding the TMDB key or token",
+    "TMDB_SECRET_PARAMETER": "SSM parameter (SecureString) holding the TMDB key or token",
+}
+# Values that mean "not set yet": examples/aws/template.yaml creates the secret with the first.
+PLACEHOLDERS = frozenset({"replace_me", "replace-me", "set-me", "set_me", "changeme"})
 
 _JWT_RE = re.compile(r"^eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$")
 _KEY_NAMES = ("api_key", "TMDB_API_KEY")
@@ -43,6 +54,7 @@ def parse_secret(value: str, *, source: str) -> dict[str, Secret]:
     if not text:
         raise ConfigError("secret", f"{source} is empty")
     if not text.startswith("{"):
+        _check_not_placeholder(text, source)
         return {"access_token" if _JWT_RE.match(text) else "api_key": Secret(text)}
     try:
         data = orjson.loads(text)
@@ -55,6 +67,7 @@ def parse_secret(value: str, *, source: str) -> dict[str, Secret]:
                 (data[n] for n in names if isinstance(data.get(n), str) and data[n]), None
             )
             if picked:
+                _check_not_placeholder(picked, source)
                 found[field] = Secret(picked)
     if not found:
         raise ConfigError(
@@ -65,12 +78,25 @@ def parse_secret(value: str, *, source: str) -> dict[str, Secret]:
     return found
 
 
+def _check_not_placeholder(value: str, source: str) -> None:
+    if value.strip().lower() in PLACEHOLDERS:
+        raise ConfigError(
+            "secret",
+            f"{source} still holds the placeholder {value.strip()!r}: put your TMDB v3 key "
+            "or read access token in it (e.g. aws secretsmanager put-secret-value)",
+        )
+
+
 async def credentials_from_env(env: Mapping[str, str]) -> dict[str, Secret]:
     """The credential overrides for ``Settings.from_env``: empty when the env holds them.
 
-    Raises :class:`ConfigError` when the secret or parameter cannot be read.
+    Raises :class:`ConfigError` when the secret or parameter cannot be read, or holds a
+    placeholder.
     """
-    if env.get("TMDB_API_KEY") or env.get("TMDB_ACCESS_TOKEN"):
+    plain = [name for name in ("TMDB_API_KEY", "TMDB_ACCESS_TOKEN") if env.get(name)]
+    for name in plain:
+        _check_not_placeholder(env[name], name)
+    if plain:
         return {}  # Settings.from_env reads them itself
     secret_id = env.get("TMDB_SECRET_ID")
     parameter = env.get("TMDB_SECRET_PARAMETER")

@@ -42,7 +42,7 @@ def local_services(seed: int) -> Iterator[tuple[str, EmulatorThread]]:
         from moto.server import ThreadedMotoServer
     except ImportError:
         raise ConfigError(
-            "demo", "needs moto's S3 server: pip install 'tmdb-ingest[dev]' (or run make demo)"
+            "demo", "needs moto's S3 server: pip install 'tmdb-ingest[demo]' (or run make demo)"
         ) from None
 
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):

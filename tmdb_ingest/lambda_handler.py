@@ -1,29 +1,29 @@
 """AWS Lambda entry point: event + context -> settings -> :func:`ingest_csv` -> summary.
 
 The event is an S3 put notification for the uploaded CSV, or ``{"csv": "s3://...",
-"run_id": ..., "shard": "I/N"}`` (``run_id`` and ``shard`` optional). Settings come from
-the environment (see ``docs/deployment.md``); the output bucket defaults to the CSV's.
-The return value is the summary dict; ``done: false`` means "invoke again with the same
-``run_id``" (without one, the library derives it from the inputs and the date, and the
-summary carries it).
+"run_id": ..., "shard": "I/N"}`` (both optional). Settings come from the environment
+(``docs/configuration.md``); the output bucket defaults to the CSV's. It returns the
+summary dict: ``done: false`` means invoke again with its ``run_id``; ``busy: true``
+(another invocation holds the run) means the same, after a wait. The budget is the
+remaining time less a margin (10%, 5..30 s) for what lies outside the library's own
+budget: closing the loop and clients, returning, clock skew.
 
-Time: the run's budget is the invocation's remaining time less a safety margin of 10%,
-at least 5 s and at most 30 s. The library already keeps back time to finish requests
-in flight and flush its state *within* the budget; the margin covers what lies outside
-it: closing the event loop and clients, returning the response, and clock skew between
-Lambda's deadline and this process.
+Errors: a bad event, setting or CSV raises ``InputError`` / ``ConfigError`` before any
+request. A fatal stop (key rejected, bucket denied) raises :class:`IngestFailed`, one
+line with the reason and the summary so far (``error`` set), which a Step Functions
+``Catch`` routes apart from Lambda's own, retryable errors. Everything is created inside
+each invocation's ``asyncio.run``, so a warm container can be invoked again.
 
-Errors: a bad event, setting or CSV raises ``InputError`` / ``ConfigError`` (nothing was
-fetched). A fatal run-time error (key rejected, bucket missing or denied) raises
-:class:`IngestFailed` with a one-line message holding the reason and the summary so far,
-so that a Step Functions ``Catch`` on ``IngestFailed`` can route it, distinct from
-Lambda's own errors and timeouts, which are worth retrying. Everything is created
-inside each invocation's ``asyncio.run``, so a warm container can be invoked again.
+Logs are JSON lines with their data as fields (the summary's on the ``summary`` line),
+each with ``request_id`` and ``cold_start``. One line per invocation is CloudWatch
+Embedded Metric Format: namespace ``tmdb_ingest``, dimension ``function``, counts
+``fetched``, ``not_found``, ``failed``, ``requests``, ``throttled``, and ``elapsed`` (s).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import time
@@ -33,15 +33,19 @@ from urllib.parse import unquote_plus
 import orjson
 
 from tmdb_ingest.credentials import credentials_from_env
-from tmdb_ingest.errors import ConfigError, FatalError, IngestFailed, InputError
-from tmdb_ingest.logs import configure_logging, redact
+from tmdb_ingest.errors import ConfigError, FatalError, IngestFailed, InputError, RunBusy
+from tmdb_ingest.logs import FIELDS, configure_logging, emf_metrics, redact
 from tmdb_ingest.pipeline import ingest_csv
 from tmdb_ingest.settings import Settings, Shard
 from tmdb_ingest.summary import Summary
 
-__all__ = ["IngestFailed", "handler", "parse_event", "safety_margin"]
+__all__ = ["METRICS_NAMESPACE", "IngestFailed", "handler", "parse_event", "safety_margin"]
 
 log = logging.getLogger("tmdb_ingest")
+
+METRICS_NAMESPACE = "tmdb_ingest"
+_COUNTS = ("fetched", "not_found", "failed", "requests", "throttled")
+_cold_start = True  # the first invocation of this container
 
 
 def safety_margin(remaining_s: float) -> float:
@@ -82,27 +86,35 @@ def parse_event(event: Any) -> tuple[str, str | None, Shard | None]:
 
 def handler(event: Any, context: Any) -> dict[str, Any]:
     """Run (or resume) one invocation's share of the job; return the summary dict."""
+    global _cold_start
     started = time.monotonic()
+    fields = {"request_id": getattr(context, "aws_request_id", None), "cold_start": _cold_start}
+    _cold_start = False
     remaining = context.get_remaining_time_in_millis() / 1000
-    configure_logging(json=True)
+    configure_logging(json=True, fields=fields)
     csv, run_id, shard = parse_event(event)
     budget = remaining - safety_margin(remaining)
     if budget < 1.0:
         raise ConfigError("time_budget", f"only {remaining:.1f} s left: raise the timeout")
-    request_id = getattr(context, "aws_request_id", None)
     log.info(
-        "invocation %s: %s, run %s, shard %s, budget %.1f s",
-        *(request_id, csv, run_id or "(derived)", shard or "0/1", budget),
-    )
-    summary = asyncio.run(_invoke(csv, run_id, shard, budget, started))
-    if not summary.done:
-        log.info("not done: invoke again with run_id %s", summary.run_id)
-    return summary.as_dict()
+        "invocation",
+        extra={FIELDS: {"csv": csv, "run_id": run_id, "shard": str(shard or Shard()),
+                        "budget_s": round(budget, 1)}},
+    )  # fmt: skip
+    function = getattr(context, "function_name", None) or "tmdb-ingest"
+    try:
+        result = asyncio.run(_invoke(csv, run_id, shard, budget, started, fields))
+    except IngestFailed as exc:
+        _log_metrics(function, exc.summary.as_dict() if exc.summary else {}, started)
+        raise
+    _log_metrics(function, result, started)
+    return result
 
 
 async def _invoke(
-    csv: str, run_id: str | None, shard: Shard | None, budget: float, started: float
-) -> Summary:
+    csv: str, run_id: str | None, shard: Shard | None, budget: float, started: float,
+    fields: dict[str, Any],
+) -> dict[str, Any]:  # fmt: skip
     env = os.environ
     overrides: dict[str, Any] = {"time_budget": budget, **await credentials_from_env(env)}
     if run_id:
@@ -112,13 +124,38 @@ async def _invoke(
     if not env.get("TMDB_INGEST_BUCKET"):
         overrides["bucket"] = csv[5:].split("/", 1)[0]
     settings = Settings.from_env(env, **overrides)
-    configure_logging(settings.secrets(), json=True)
+    configure_logging(settings.secrets(), json=True, fields=fields)
     try:
-        return await ingest_csv(csv, settings, started_at=started)
+        summary = await ingest_csv(csv, settings, started_at=started)
+    except RunBusy as exc:
+        result = {**(exc.summary.as_dict() if exc.summary else {}), "done": False, "busy": True}
+        log.warning("busy: %s", _one_line(exc), extra={FIELDS: result})
+        return result
     except FatalError as exc:
-        message = " ".join(str(exc).split()) or type(exc).__name__
-        if isinstance(exc.summary, Summary):
-            message += f"; summary so far: {orjson.dumps(exc.summary.as_dict()).decode()}"
-        message = redact(message, settings.secrets())  # a second line of defence
-        log.error("fatal: %s", message)
-        raise IngestFailed(message) from None
+        reason = redact(_one_line(exc), settings.secrets())  # a second line of defence
+        failed = exc.summary if isinstance(exc.summary, Summary) else None
+        if failed is not None and failed.error is None:
+            failed = dataclasses.replace(failed, error=reason)
+        data = failed.as_dict() if failed else {"done": False, "error": reason}
+        message = f"{reason}; summary so far: {orjson.dumps(data).decode()}"
+        log.error("fatal: %s", message, extra={FIELDS: data})
+        error = IngestFailed(message)
+        error.summary = failed
+        raise error from None
+    again = "" if summary.done else f": not done, invoke again with run_id {summary.run_id}"
+    log.info("summary%s", again, extra={FIELDS: summary.as_dict()})
+    return summary.as_dict()
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _log_metrics(function: str, result: dict[str, Any], started: float) -> None:
+    """The invocation's one Embedded Metric Format line."""
+    metrics: dict[str, tuple[float, str]] = {k: (result.get(k, 0), "Count") for k in _COUNTS}
+    metrics["elapsed"] = (result.get("elapsed_s", round(time.monotonic() - started, 3)), "Seconds")
+    fields = emf_metrics(
+        METRICS_NAMESPACE, {"function": function}, metrics, timestamp_ms=int(time.time() * 1000)
+    )
+    log.info("metrics", extra={FIELDS: fields})

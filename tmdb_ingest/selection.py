@@ -40,6 +40,7 @@ import polars as pl
 
 from tmdb_ingest.errors import ConfigError, InputError
 from tmdb_ingest.ids import IMDB_ID_PATTERN, is_imdb_id
+from tmdb_ingest.settings import DEFAULT_GENRES, DEFAULT_VOTES_ABOVE
 
 __all__ = [
     "DEFAULT_GENRES",
@@ -52,8 +53,6 @@ __all__ = [
     "select_ids_async",
 ]
 
-DEFAULT_GENRES: tuple[str, ...] = ("Sci-Fi", "Fantasy")
-DEFAULT_VOTES_ABOVE = 1000
 REQUIRED_COLUMNS: tuple[str, ...] = ("id", "genero", "numeroVotos")
 
 _SNIFF_BYTES = 64 * 1024

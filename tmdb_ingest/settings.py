@@ -12,18 +12,29 @@ import dataclasses
 import math
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tmdb_ingest.errors import ConfigError
 
-__all__ = ["DEFAULT_GENRES", "DEFAULT_PREFIX", "DEFAULT_TMDB_URL", "Secret", "Settings", "Shard"]
+__all__ = [
+    "DEFAULT_GENRES",
+    "DEFAULT_PREFIX",
+    "DEFAULT_TMDB_URL",
+    "DEFAULT_VOTES_ABOVE",
+    "OPTIONS",
+    "Option",
+    "Secret",
+    "Settings",
+    "Shard",
+]
 
 DEFAULT_TMDB_URL = "https://api.themoviedb.org/3"
 DEFAULT_PREFIX = "Raw/TMDB/JSON"
 DEFAULT_GENRES: tuple[str, ...] = ("Sci-Fi", "Fantasy")
+DEFAULT_VOTES_ABOVE = 1000
 
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
 _RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,127}$")
@@ -109,50 +120,227 @@ def _int(name: str, value: int, *, low: int, high: int) -> None:
         raise ConfigError(name, f"must be in {low}..{high}, got {value}")
 
 
+# --- the option table: every setting once, with its flag, variable, parser and default ---
+
+
+def _number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"expected a number, got {text!r}") from None
+    if math.isnan(value):
+        raise ValueError(f"expected a number, got {text!r}")
+    return value
+
+
+def _whole(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"expected a whole number, got {text!r}") from None
+
+
+def _rate(text: str) -> float | str:
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        return _number(text)
+    except ValueError:
+        raise ValueError(f"expected a number or auto, got {text!r}") from None
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def _format(text: str) -> str:
+    if text.strip() not in ("json", "ndjson"):
+        raise ValueError(f"expected json or ndjson, got {text!r}")
+    return text.strip()
+
+
+def _compress(text: str) -> str | None:
+    value = text.strip().lower()
+    if value not in ("gzip", "none"):
+        raise ValueError(f"expected gzip or none, got {text!r}")
+    return None if value == "none" else value
+
+
+def _text(text: str) -> str:
+    return text.strip()
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    """One setting as users see it: the :class:`Settings` field ``name``, its command-line
+    ``flag`` and environment variable ``env`` (either may be None), the ``parse`` function
+    from text (raising ``ValueError`` with a reason), the default, and the help.
+
+    ``section`` groups options in the help and the docs; ``commands`` are the CLI
+    subcommands that take the flag; ``shown`` is how the default reads in the docs when
+    the value alone would not say it; ``secret`` options never show their value.
+    """
+
+    name: str
+    default: Any
+    help: str
+    parse: Callable[[str], Any]
+    section: str
+    flag: str | None
+    env: str | None
+    metavar: str | None = None
+    commands: tuple[str, ...] = ("run",)
+    shown: str | None = None
+    secret: bool = False
+
+    @property
+    def default_text(self) -> str:
+        """The default as the docs and the help show it."""
+        if self.shown is not None:
+            return self.shown
+        value = self.default
+        if isinstance(value, tuple):
+            return ",".join(value) or "none"
+        if isinstance(value, float) and value.is_integer():
+            return str(int(value))
+        return "none" if value is None else str(value)
+
+
+_DERIVED = "derived"
+
+
+def _option(
+    name: str, default: Any, help: str, parse: Callable[[str], Any] = _text, *,
+    section: str, flag: str | None = _DERIVED, env: str | None = _DERIVED, **more: Any,
+) -> Option:  # fmt: skip
+    """An :class:`Option` whose flag and variable follow the name unless given."""
+    return Option(
+        name, default, help, parse, section,
+        flag=f"--{name.replace('_', '-')}" if flag == _DERIVED else flag,
+        env=f"TMDB_INGEST_{name.upper()}" if env == _DERIVED else env,
+        **more,
+    )  # fmt: skip
+
+
+_BOTH = ("select", "run")
+_STATUS = ("run", "status")
+# fmt: off
+OPTIONS: tuple[Option, ...] = (
+    # where the data goes
+    _option("bucket", None, "the S3 bucket to write to (Lambda: the CSV's bucket)",
+            section="output", metavar="NAME", commands=_STATUS),
+    _option("out_dir", None, "write the same layout to a local folder instead", Path,
+            section="output", metavar="DIR", commands=_STATUS),
+    _option("prefix", DEFAULT_PREFIX, "where data files go, in the bucket or folder",
+            section="output", metavar="P", commands=_STATUS),
+    _option("state_prefix", None, "where run state, the lease and the reports go",
+            section="output", metavar="P", shown="_state beside the prefix", commands=_STATUS),
+    _option("format", "json", "json: one array per file; ndjson: one object per line",
+            _format, section="output", metavar="json|ndjson"),
+    _option("compress", None, "gzip: compress data files (.gz added to their names)",
+            _compress, section="output", metavar="gzip", shown="none"),
+    _option("s3_endpoint_url", None, "S3 endpoint, for moto, MinIO or LocalStack",
+            section="output", env="AWS_ENDPOINT_URL_S3", metavar="URL",
+            commands=("select", "run", "status"),
+            shown="AWS's"),
+    # what to select
+    _option("genres", DEFAULT_GENRES, "genre names, comma-separated; * selects any genre",
+            _names, section="selection", metavar="A,B", commands=_BOTH),
+    _option("votes_above", DEFAULT_VOTES_ABOVE, "more votes than this; -1 selects any, "
+            "nulls included", _whole, section="selection", metavar="N", commands=_BOTH),
+    # how fast
+    _option("rate", 40.0, "requests per second, or auto: find TMDB's limit (at most "
+            "max rate)", _rate, section="rate", metavar="N|auto"),
+    _option("max_rate", 50.0, "the ceiling of --rate auto, requests per second", _number,
+            section="rate", metavar="N"),
+    _option("concurrency", 20, "requests in flight at most", _whole, section="rate",
+            metavar="N"),
+    _option("batch_size", 100, "movies per data file", _whole, section="rate", metavar="N"),
+    # which run, which part of it, how long
+    _option("run_id", None, "resume this run (status: show it)", section="run", metavar="ID",
+            shown="derived from the inputs and the date", commands=_STATUS),
+    _option("shard", Shard(), "only the ids of shard I of N (0-based)", Shard.parse,
+            section="run", metavar="I/N"),
+    _option("time_budget", None, "seconds; stop and save in time, then exit 3", _number,
+            section="run", metavar="S", shown="none"),
+    # TMDB
+    _option("tmdb_url", DEFAULT_TMDB_URL, "TMDB's API root (the emulator's, in tests)",
+            section="tmdb", env="TMDB_URL", metavar="URL"),
+    _option("api_key", None, "TMDB v3 API key, sent as the api_key parameter", Secret,
+            section="tmdb", flag=None, env="TMDB_API_KEY", secret=True),
+    _option("access_token", None, "TMDB read access token, sent as Bearer", Secret,
+            section="tmdb", flag=None, env="TMDB_ACCESS_TOKEN", secret=True),
+    _option("language", None, "answer language, e.g. en-US", section="tmdb",
+            metavar="xx-XX", shown="TMDB's"),
+    _option("append_to_response", (), "extra parts of each movie, e.g. credits,videos",
+            _names, section="tmdb", metavar="A,B"),
+    # tuning: timeouts, retries, uploads, lease
+    _option("connect_timeout", 5.0, "seconds to connect to TMDB", _number,
+            section="tuning", metavar="S"),
+    _option("request_timeout", 15.0, "seconds for one TMDB request", _number,
+            section="tuning", metavar="S"),
+    _option("max_attempts", 6, "attempts per movie before it is reported failed", _whole,
+            section="tuning", metavar="N"),
+    _option("max_retry_wait", 60.0, "seconds of error backoff per movie, in all", _number,
+            section="tuning", metavar="S"),
+    _option("backoff_initial", 0.5, "first retry backoff, seconds", _number,
+            section="tuning", metavar="S"),
+    _option("backoff_max", 20.0, "longest retry backoff, seconds", _number,
+            section="tuning", metavar="S"),
+    _option("upload_concurrency", 4, "uploads in flight at most", _whole,
+            section="tuning", metavar="N"),
+    _option("lease_ttl", 30.0, "seconds a run's lease lasts unless renewed", _number,
+            section="tuning", metavar="S"),
+)
+# fmt: on
+OPTION = {option.name: option for option in OPTIONS}
+_D = {option.name: option.default for option in OPTIONS}
+
+
 @dataclass(frozen=True, kw_only=True)
 class Settings:
     """Everything a run needs, checked when made.
 
     Exactly one of ``bucket`` and ``out_dir`` names the sink for :func:`ingest`
     (selection alone needs neither). Secrets are :class:`Secret` objects and never
-    appear in ``repr``.
+    appear in ``repr``. Every default, and what each field means, is in :data:`OPTIONS`.
     """
 
     # where the data goes
-    bucket: str | None = None
-    out_dir: Path | None = None
-    prefix: str = DEFAULT_PREFIX
-    s3_endpoint_url: str | None = None
+    bucket: str | None = _D["bucket"]
+    out_dir: Path | None = _D["out_dir"]
+    prefix: str = _D["prefix"]
+    s3_endpoint_url: str | None = _D["s3_endpoint_url"]
     # what to select
-    genres: tuple[str, ...] = DEFAULT_GENRES
-    votes_above: int = 1000
-    state_prefix: str | None = None  # default: a "_state" folder beside the data prefix
-    format: str = "json"  # "json" (one array per file) or "ndjson" (one object per line)
-    compress: str | None = None  # None or "gzip" (".gz" added to data file names)
+    genres: tuple[str, ...] = _D["genres"]
+    votes_above: int = _D["votes_above"]
+    state_prefix: str | None = _D["state_prefix"]
+    format: str = _D["format"]
+    compress: str | None = _D["compress"]
     # how fast
-    rate: float | str = 40.0  # requests per second, or "auto" (found, at most max_rate)
-    max_rate: float = 50.0
-    concurrency: int = 20
-    batch_size: int = 100
+    rate: float | str = _D["rate"]
+    max_rate: float = _D["max_rate"]
+    concurrency: int = _D["concurrency"]
+    batch_size: int = _D["batch_size"]
     # which run, which part of it, how long
-    run_id: str | None = None
-    shard: Shard = field(default_factory=Shard)
-    time_budget: float | None = None
+    run_id: str | None = _D["run_id"]
+    shard: Shard = _D["shard"]
+    time_budget: float | None = _D["time_budget"]
     # TMDB
-    tmdb_url: str = DEFAULT_TMDB_URL
-    api_key: Secret | None = field(default=None, repr=False)
-    access_token: Secret | None = field(default=None, repr=False)
-    language: str | None = None
-    append_to_response: tuple[str, ...] = ()
-    # tuning: timeouts and retries
-    connect_timeout: float = 5.0
-    request_timeout: float = 15.0
-    max_attempts: int = 6
-    max_retry_wait: float = 60.0
-    backoff_initial: float = 0.5
-    backoff_max: float = 20.0
-    upload_concurrency: int = 4
-    lease_ttl: float = 30.0
+    tmdb_url: str = _D["tmdb_url"]
+    api_key: Secret | None = field(default=_D["api_key"], repr=False)
+    access_token: Secret | None = field(default=_D["access_token"], repr=False)
+    language: str | None = _D["language"]
+    append_to_response: tuple[str, ...] = _D["append_to_response"]
+    # tuning: timeouts, retries, uploads, lease
+    connect_timeout: float = _D["connect_timeout"]
+    request_timeout: float = _D["request_timeout"]
+    max_attempts: int = _D["max_attempts"]
+    max_retry_wait: float = _D["max_retry_wait"]
+    backoff_initial: float = _D["backoff_initial"]
+    backoff_max: float = _D["backoff_max"]
+    upload_concurrency: int = _D["upload_concurrency"]
+    lease_ttl: float = _D["lease_ttl"]
 
     def __post_init__(self) -> None:
         if self.bucket is not None and self.out_dir is not None:
@@ -260,52 +448,61 @@ class Settings:
             )
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
-        """Build settings from ``TMDB_INGEST_*`` variables (named after the CLI options).
+    def from_env(
+        cls,
+        env: Mapping[str, str] | None = None,
+        /,
+        *,
+        flags: Mapping[str, Any] | None = None,
+        **overrides: Any,
+    ) -> Settings:
+        """Settings from, lowest to highest: defaults, the environment, ``flags``, ``overrides``.
 
-        Also reads ``TMDB_URL``, ``AWS_ENDPOINT_URL_S3``, ``TMDB_API_KEY`` and
-        ``TMDB_ACCESS_TOKEN``. ``overrides`` win over the environment.
+        The environment is read through each option's variable in :data:`OPTIONS`
+        (``TMDB_INGEST_*``, ``TMDB_URL``, ``AWS_ENDPOINT_URL_S3``, ``TMDB_API_KEY``,
+        ``TMDB_ACCESS_TOKEN``); an empty variable counts as unset. ``flags`` are values
+        the user gave on the command line, by field name. A bad value raises
+        :class:`ConfigError` labelled as the user wrote it: ``--batch-size: ...`` for a
+        flag, ``TMDB_INGEST_BATCH_SIZE=0: ...`` for a variable (a secret's value is never
+        shown); ``.field`` stays the field name. Naming one sink (``bucket`` or
+        ``out_dir``) in ``flags`` or ``overrides`` ignores the other's variable.
         """
         env = os.environ if env is None else env
+        given = {**(flags or {}), **overrides}
         values: dict[str, Any] = {}
-
-        def number(name: str, key: str, kind: type) -> None:
-            raw = env.get(key)
-            if raw is None or raw.strip() == "":
-                return
+        labels = {name: OPTION[name].flag or name for name in flags or {} if name in OPTION}
+        sink_given = "bucket" in given or "out_dir" in given
+        for option in OPTIONS:
+            raw = env.get(option.env, "") if option.env else ""
+            if not raw.strip() or option.name in given:
+                continue
+            if sink_given and option.name in ("bucket", "out_dir"):
+                continue
+            label = option.env if option.secret else f"{option.env}={raw}"
             try:
-                values[name] = kind(raw)
-            except ValueError:
-                raise ConfigError(name, f"{key}={raw!r} is not a {kind.__name__}") from None
-
-        for name, key in (
-            ("bucket", "TMDB_INGEST_BUCKET"),
-            ("prefix", "TMDB_INGEST_PREFIX"),
-            ("run_id", "TMDB_INGEST_RUN_ID"),
-            ("language", "TMDB_INGEST_LANGUAGE"),
-            ("tmdb_url", "TMDB_URL"),
-            ("s3_endpoint_url", "AWS_ENDPOINT_URL_S3"),
-        ):
-            if env.get(key):
-                values[name] = env[key]
-        number("rate", "TMDB_INGEST_RATE", float)
-        number("concurrency", "TMDB_INGEST_CONCURRENCY", int)
-        number("batch_size", "TMDB_INGEST_BATCH_SIZE", int)
-        number("votes_above", "TMDB_INGEST_VOTES_ABOVE", int)
-        number("upload_concurrency", "TMDB_INGEST_UPLOAD_CONCURRENCY", int)
-        if env.get("TMDB_INGEST_GENRES"):
-            values["genres"] = tuple(env["TMDB_INGEST_GENRES"].split(","))
-        if env.get("TMDB_INGEST_APPEND_TO_RESPONSE"):
-            values["append_to_response"] = tuple(env["TMDB_INGEST_APPEND_TO_RESPONSE"].split(","))
-        if env.get("TMDB_INGEST_SHARD"):
-            values["shard"] = Shard.parse(env["TMDB_INGEST_SHARD"])
-        if env.get("TMDB_API_KEY"):
-            values["api_key"] = Secret(env["TMDB_API_KEY"])
-        if env.get("TMDB_ACCESS_TOKEN"):
-            values["access_token"] = Secret(env["TMDB_ACCESS_TOKEN"])
-        values.update(overrides)
-        return cls(**values)
+                values[option.name] = option.parse(raw)
+            except ValueError as exc:
+                raise _labelled(str(label), exc, option.name) from None
+            labels[option.name] = str(label)
+        values.update(given)
+        try:
+            return cls(**values)
+        except ConfigError as exc:
+            label = labels.get(exc.field)
+            if label is None:
+                raise
+            raise _labelled(label, exc, exc.field) from None
 
     def secrets(self) -> tuple[str, ...]:
         """The secret values, for redaction filters."""
         return tuple(s.get() for s in (self.api_key, self.access_token) if s)
+
+
+def _labelled(label: str, exc: ValueError, field: str) -> ConfigError:
+    """A ConfigError saying ``label: reason`` (``reason`` from ``exc``), for ``field``."""
+    reason = str(exc)
+    if isinstance(exc, ConfigError) and reason.startswith(f"{exc.field}: "):
+        reason = reason[len(exc.field) + 2 :]
+    error = ConfigError(label, reason)
+    error.field = field
+    return error

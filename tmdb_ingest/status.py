@@ -18,7 +18,6 @@ import argparse
 import asyncio
 import re
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -28,7 +27,7 @@ from tmdb_ingest.settings import DEFAULT_PREFIX, Settings, Shard
 from tmdb_ingest.sinks import LocalSink, S3Sink, Sink
 from tmdb_ingest.state import RunLayout, RunState, find_run, legacy_state_root
 
-__all__ = ["RunStatus", "ShardStatus", "add_arguments", "command", "run_status"]
+__all__ = ["RunStatus", "ShardStatus", "command", "run_status"]
 
 _SHARD_RE = re.compile(r"^shard-(\d+)-of-(\d+)$")
 
@@ -240,31 +239,13 @@ async def run_status(
     )
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of ``tmdb-ingest status``."""
-    sink = parser.add_mutually_exclusive_group()
-    sink.add_argument("--bucket", help="the run's S3 bucket (default $TMDB_INGEST_BUCKET)")
-    sink.add_argument("--out-dir", type=Path, help="the run's local folder")
-    parser.add_argument("--prefix", help=f"the data prefix ({DEFAULT_PREFIX})")
-    parser.add_argument("--state-prefix", help="where run state is (default: _state beside it)")
-    parser.add_argument("--run-id", help="the run (default: the latest under the state prefix)")
-    parser.add_argument("--json", action="store_true", help="one JSON object instead of a table")
-    parser.add_argument("--s3-endpoint-url", help="default $AWS_ENDPOINT_URL_S3")
-
-
 def command(args: argparse.Namespace) -> int:
     """Print the status of a run; 0 when it was read (ConfigError/SinkError propagate)."""
-    overrides: dict[str, Any] = {"state_prefix": args.state_prefix}
-    if args.out_dir is not None:
-        overrides.update(out_dir=args.out_dir, bucket=None)
-    elif args.bucket:
-        overrides["bucket"] = args.bucket
-    for name in ("prefix", "s3_endpoint_url"):
-        if getattr(args, name):
-            overrides[name] = getattr(args, name)
-    settings = Settings.from_env(**overrides)
+    from tmdb_ingest.cli_parser import flags_given
+
+    settings = Settings.from_env(flags=flags_given(args))
     settings.require_sink()
-    status = asyncio.run(_status(settings, args.run_id))
+    status = asyncio.run(_status(settings, settings.run_id))
     print(status.to_json() if args.json else status.to_text(), flush=True)
     return 0
 
