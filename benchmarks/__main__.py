@@ -14,11 +14,11 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks import bench_memory, bench_selection, bench_throughput
+from benchmarks import bench_memory, bench_resume, bench_selection, bench_throughput
 from benchmarks._common import machine_lines
 
 ROOT = Path(__file__).resolve().parent.parent
-BENCHMARKS = ("throughput", "memory", "selection")
+BENCHMARKS = ("throughput", "memory", "selection", "resume")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -51,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
         bench_memory.run(sections, n=20_000 if args.quick else None)
     if "selection" in only:
         bench_selection.run(sections, repeats=1 if args.quick else 3)
+    if "resume" in only:
+        bench_resume.run(sections, repeats=1 if args.quick else 3)
     took = time.perf_counter() - started
 
     page = [

@@ -17,6 +17,8 @@ from tests.test_selection import HEADER, row
 from tmdb_ingest.errors import InputError
 from tmdb_ingest.saved_selection import (
     InputIdentity,
+    _decode,
+    _encode,
     index_key,
     input_identity,
     resolve_selection,
@@ -61,7 +63,8 @@ async def test_first_invocation_saves_selection_and_index(tmp_path: Path) -> Non
     saved = await sink.get(selection_key(settings, got.run_id))
     assert saved is not None
     assert selection_key(settings, got.run_id).startswith(f"{settings.state_root}/{got.run_id}/")
-    assert gzip.decompress(saved).split(b"\n")[1:] == [b"tt0000001", b"tt0000002", b""]
+    # One line per id after the header: the step from the previous id (1, then 1 more).
+    assert gzip.decompress(saved).split(b"\n")[1:] == [b"1", b"1", b""]
     identity = await input_identity(csv, settings)
     assert identity == InputIdentity(
         source=str(csv), size=len(FIRST), mtime_ns=csv.stat().st_mtime_ns
@@ -260,3 +263,20 @@ def test_resume_imports_no_polars(tmp_path: Path) -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.split() == ["True", "2", "False"]
+
+
+def test_saved_ids_round_trip_in_order_with_every_width() -> None:
+    """Ids of 7 to 10 digits, sorted as strings, come back exactly, in the same order."""
+    import random
+
+    rng = random.Random(7)
+    ids = sorted(
+        {f"tt{rng.randrange(10**w):0{w}d}" for w in (7, 8, 9, 10) for _ in range(500)}
+        | {"tt0000000", "tt9999999", "tt10000000"}
+    )
+    identity = InputIdentity(source="s3://b/k.csv", size=1, etag='"e"')
+    body = _encode("run-x", identity, {"genres": ["*"], "votes_above": -1}, ids)
+    saved = _decode(body)
+    assert saved is not None
+    assert (saved.ids, saved.run_id, saved.identity) == (ids, "run-x", identity)
+    assert _decode(body[:-8]) is None  # a truncated object is not trusted

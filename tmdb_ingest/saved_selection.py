@@ -7,7 +7,8 @@ parameters. A later invocation of the same run asks only for the input's identit
 HeadObject, or one ``stat``) and, when it is unchanged, takes the saved ids: no CSV
 download, no polars import. Layout, under ``Settings.state_root``::
 
-    {state_root}/{run_id}/selection.txt.gz   gzip: a JSON header line, then one id a line
+    {state_root}/{run_id}/selection.txt.gz   gzip: a JSON header line, then one id a line,
+                                             delta-encoded (see _deltas)
     {state_root}/_inputs/{key}.json          {"run_id": ...}: the run this input started
 
 ``key`` hashes the input's identity, the selection parameters, the settings the derived
@@ -31,6 +32,7 @@ import datetime as dt
 import gzip
 import hashlib
 import os
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -46,7 +48,7 @@ if TYPE_CHECKING:
 
 __all__ = ["InputIdentity", "RunSelection", "input_identity", "resolve_selection"]
 
-_FORMAT = 1
+_FORMAT = 2
 SELECTION_NAME = "selection.txt.gz"
 INPUTS_FOLDER = "_inputs"
 
@@ -96,14 +98,18 @@ class RunSelection:
 # --------------------------------------------------------------------------- identity
 
 
-async def input_identity(csv: str | os.PathLike[str], settings: Settings) -> InputIdentity:
+async def input_identity(
+    csv: str | os.PathLike[str], settings: Settings, *, client: Any = None
+) -> InputIdentity:
     """The identity of ``csv``: one HeadObject for ``s3://``, one ``stat`` for a path.
 
-    A missing or unreadable input is an :class:`~tmdb_ingest.errors.InputError` naming it.
+    ``client`` is an open aiobotocore S3 client to use (else one is made from
+    ``settings.s3_endpoint_url``). A missing or unreadable input is an
+    :class:`~tmdb_ingest.errors.InputError` naming it.
     """
     text = os.fspath(csv)
     if text.startswith("s3://"):
-        return await _s3_identity(text, settings.s3_endpoint_url)
+        return await _s3_identity(text, settings.s3_endpoint_url, client)
     return await asyncio.to_thread(_file_identity, text)
 
 
@@ -118,7 +124,7 @@ def _file_identity(text: str) -> InputIdentity:
     return InputIdentity(source=path, size=info.st_size, mtime_ns=info.st_mtime_ns)
 
 
-async def _s3_identity(uri: str, endpoint_url: str | None) -> InputIdentity:
+async def _s3_identity(uri: str, endpoint_url: str | None, client: Any) -> InputIdentity:
     from aiobotocore.session import get_session
     from botocore.exceptions import BotoCoreError, ClientError
 
@@ -127,8 +133,11 @@ async def _s3_identity(uri: str, endpoint_url: str | None) -> InputIdentity:
 
     bucket, key = _split_s3_uri(uri)
     try:
-        async with get_session().create_client("s3", endpoint_url=endpoint_url) as client:
+        if client is not None:
             head = await client.head_object(Bucket=bucket, Key=key)
+        else:
+            async with get_session().create_client("s3", endpoint_url=endpoint_url) as made:
+                head = await made.head_object(Bucket=bucket, Key=key)
     except ClientError as exc:
         raise InputError(_s3_error_message(uri, exc.response)) from None
     except BotoCoreError as exc:
@@ -186,9 +195,36 @@ def _encode(
         },
         option=orjson.OPT_SORT_KEYS,
     )
-    # Sorted ids share long prefixes: gzip takes 244,000 of them (2.4 MB) to about 0.5 MB.
-    body = b"\n".join([header, *(i.encode() for i in ids)]) + b"\n"
-    return gzip.compress(body, compresslevel=6, mtime=0)
+    body = "\n".join([header.decode(), *_deltas(ids)]) + "\n"
+    return gzip.compress(body.encode(), compresslevel=9, mtime=0)
+
+
+def _deltas(ids: list[str]) -> Iterator[str]:
+    """One line per id, in order: its number less the previous one's of the same width.
+
+    Written ``step`` for 7 digits (most ids) and ``width:step`` otherwise. Measured on the
+    whole synthetic catalogue (242,953 ids, 2.4 MB as text): gzip of the plain ids is
+    696 KB, of the deltas 280 KB; lzma of the plain ids 304 KB, but 7x slower to write.
+    """
+    last: dict[int, int] = {}
+    for imdb_id in ids:
+        digits = imdb_id[2:]
+        width, value = len(digits), int(digits)
+        step = value - last.get(width, 0)
+        last[width] = value
+        yield str(step) if width == 7 else f"{width}:{step}"
+
+
+def _undelta(lines: list[str]) -> list[str]:
+    last: dict[int, int] = {}
+    ids = []
+    for line in lines:
+        width_text, _, step = line.rpartition(":")
+        width = int(width_text) if width_text else 7
+        value = last.get(width, 0) + int(step)
+        last[width] = value
+        ids.append(f"tt{value:0{width}d}")
+    return ids
 
 
 def _decode(data: bytes) -> _Saved | None:
@@ -199,11 +235,12 @@ def _decode(data: bytes) -> _Saved | None:
         header = orjson.loads(header_line)
         if header.get("format") != _FORMAT:
             return None
-        ids = rest.decode("ascii").split("\n")
-        if ids and ids[-1] == "":
-            ids.pop()
-        if len(ids) != header["count"]:
+        lines = rest.decode("ascii").split("\n")
+        if lines and lines[-1] == "":
+            lines.pop()
+        if len(lines) != header["count"]:
             return None  # truncated or tampered with
+        ids = _undelta(lines)
         return _Saved(
             run_id=str(header["run_id"]),
             identity=InputIdentity.from_json(header["input"]),
@@ -235,7 +272,7 @@ async def resolve_selection(
     input's identity and the parameters are the ones it was saved with; else the CSV is
     read and must give the same ids (else :class:`~tmdb_ingest.errors.InputError`).
     """
-    identity = await input_identity(csv, settings)
+    identity = await input_identity(csv, settings, client=_s3_client_of(sink, settings))
     parameters = _parameters(settings)
     source = os.fspath(csv)
     if settings.run_id is None:
@@ -315,6 +352,17 @@ async def _resolve_explicit(
         rows=selection.rows,
         invalid_ids=selection.invalid_ids,
     )
+
+
+def _s3_client_of(sink: Sink, settings: Settings) -> Any:
+    """The S3 sink's open client, when it talks to the endpoint the CSV is read from."""
+    from tmdb_ingest.sinks import S3Sink
+
+    # One client fewer to open: a resume is a HeadObject and two GETs, and opening a
+    # client costs about as much as all three.
+    if isinstance(sink, S3Sink) and sink._endpoint_url == settings.s3_endpoint_url:
+        return sink.client
+    return None
 
 
 def _describe(parameters: dict[str, Any]) -> str:
