@@ -7,8 +7,8 @@ parameters. A later invocation of the same run asks only for the input's identit
 HeadObject, or one ``stat``) and, when it is unchanged, takes the saved ids: no CSV
 download, no polars import. Layout, under ``Settings.state_root``::
 
-    {state_root}/{run_id}/selection.txt.gz   gzip: a JSON header line, then one id a line,
-                                             delta-encoded (see _deltas)
+    {state_root}/{run_id}/selection.txt.gz   gzip: a JSON header line, then one line
+                                             per id, delta-encoded (see _sections)
     {state_root}/_inputs/{key}.json          {"run_id": ...}: the run this input started
 
 ``key`` hashes the input's identity, the selection parameters, the settings the derived
@@ -32,8 +32,8 @@ import datetime as dt
 import gzip
 import hashlib
 import os
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
+from itertools import accumulate
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -185,6 +185,7 @@ class _Saved:
 def _encode(
     run_id: str, identity: InputIdentity, parameters: dict[str, Any], ids: list[str]
 ) -> bytes:
+    sections = _sections(ids)
     header = orjson.dumps(
         {
             "format": _FORMAT,
@@ -192,38 +193,42 @@ def _encode(
             "input": identity.to_json(),
             "selection": parameters,
             "count": len(ids),
+            "widths": [[width, len(steps)] for width, steps in sections],
         },
         option=orjson.OPT_SORT_KEYS,
     )
-    body = "\n".join([header.decode(), *_deltas(ids)]) + "\n"
-    return gzip.compress(body.encode(), compresslevel=9, mtime=0)
+    lines = [header.decode(), *(str(s) for _width, steps in sections for s in steps)]
+    return gzip.compress(("\n".join(lines) + "\n").encode(), compresslevel=9, mtime=0)
 
 
-def _deltas(ids: list[str]) -> Iterator[str]:
-    """One line per id, in order: its number less the previous one's of the same width.
+def _sections(ids: list[str]) -> list[tuple[int, list[int]]]:
+    """The ids by digit count, each section as the steps between consecutive numbers.
 
-    Written ``step`` for 7 digits (most ids) and ``width:step`` otherwise. Measured on the
-    whole synthetic catalogue (242,953 ids, 2.4 MB as text): gzip of the plain ids is
-    696 KB, of the deltas 280 KB; lzma of the plain ids 304 KB, but 7x slower to write.
+    Sorted ids of one width are sorted numbers, so every step is positive and small.
+    Measured on the whole synthetic catalogue (242,953 ids, 2.4 MB as text): gzip of the
+    plain ids is 696 KB, of the steps 280 KB; lzma of the plain ids 304 KB but 7x slower.
+    Sections, not one interleaved list, so that reading them back is ``accumulate`` and
+    one merge, not a Python loop over every line.
     """
-    last: dict[int, int] = {}
+    numbers: dict[int, list[int]] = {}
     for imdb_id in ids:
-        digits = imdb_id[2:]
-        width, value = len(digits), int(digits)
-        step = value - last.get(width, 0)
-        last[width] = value
-        yield str(step) if width == 7 else f"{width}:{step}"
+        numbers.setdefault(len(imdb_id) - 2, []).append(int(imdb_id[2:]))
+    return [
+        (width, [b - a for a, b in zip([0, *values], values, strict=False)])
+        for width, values in sorted(numbers.items())
+    ]
 
 
-def _undelta(lines: list[str]) -> list[str]:
-    last: dict[int, int] = {}
-    ids = []
-    for line in lines:
-        width_text, _, step = line.rpartition(":")
-        width = int(width_text) if width_text else 7
-        value = last.get(width, 0) + int(step)
-        last[width] = value
-        ids.append(f"tt{value:0{width}d}")
+def _from_sections(lines: list[str], widths: list[list[int]]) -> list[str]:
+    ids: list[str] = []
+    start = 0
+    for width, count in widths:
+        values = accumulate(map(int, lines[start : start + count]))
+        ids.extend([f"tt{v:0{width}d}" for v in values])
+        start += count
+    if start != len(lines):
+        raise ValueError("the sections do not cover the ids")
+    ids.sort()  # a merge of sorted runs: linear
     return ids
 
 
@@ -240,12 +245,11 @@ def _decode(data: bytes) -> _Saved | None:
             lines.pop()
         if len(lines) != header["count"]:
             return None  # truncated or tampered with
-        ids = _undelta(lines)
         return _Saved(
             run_id=str(header["run_id"]),
             identity=InputIdentity.from_json(header["input"]),
             parameters=dict(header["selection"]),
-            ids=ids,
+            ids=_from_sections(lines, header["widths"]),
         )
     except (OSError, EOFError, ValueError, KeyError, TypeError, UnicodeDecodeError):
         return None
