@@ -19,13 +19,14 @@ from benchmarks import (
     bench_lambda,
     bench_memory,
     bench_rate,
+    bench_resume,
     bench_selection,
     bench_throughput,
 )
 from benchmarks._common import machine_lines
 
 ROOT = Path(__file__).resolve().parent.parent
-BENCHMARKS = ("throughput", "memory", "selection", "formats", "rate", "lambda")
+BENCHMARKS = ("throughput", "memory", "selection", "resume", "formats", "rate", "lambda")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
         bench_memory.run(sections, n=20_000 if args.quick else None)
     if "selection" in only:
         bench_selection.run(sections, repeats=1 if args.quick else 3)
+    if "resume" in only:
+        bench_resume.run(sections, repeats=1 if args.quick else 3)
     if "formats" in only:
         bench_formats.run(sections, n=1_000 if args.quick else 10_000)
     if "rate" in only:

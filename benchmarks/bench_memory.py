@@ -14,16 +14,24 @@ reports its own peak RSS when it is done (``VmHWM`` from ``/proc/self/status``; 
   one list, then written as files of 100: how a straightforward port of the original
   job would scale it up.
 
+A second section measures the selection alone: ``tmdb-ingest select`` (the CLI's
+``main``, output to ``/dev/null``) on the full-size movies.csv and on one four times its
+size (976,000 movies, generated once into ``data/``), next to the previous reader (one
+lazy polars scan of the whole file, 3 columns), each in a fresh child process. The
+target: the peak at 4x within 15% of the peak at 1x.
+
 Run standalone with ``python -m benchmarks.bench_memory`` (``BENCH_MEMORY_N`` sets the
-size, ``BENCH_MEMORY_NAIVE=0`` skips the naive variant); :func:`run` appends a markdown
-section.
+size, ``BENCH_MEMORY_NAIVE=0`` skips the naive variant, ``BENCH_SELECTION_SIZES=1`` skips
+the 4x file); :func:`run` appends the markdown sections.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -125,6 +133,39 @@ def child(mode: str, n: int, url: str) -> None:
     print(json.dumps({"mode": mode, "n": n, "peak_mb": _peak_mb(), "elapsed_s": elapsed, **counts}))
 
 
+def child_select(mode: str, csv: str) -> None:
+    """Select from ``csv`` in this process; print one JSON line with its peak RSS."""
+    started = time.perf_counter()
+    if mode == "select":
+        from tmdb_ingest.cli import main as cli
+
+        with open(os.devnull, "w") as null, contextlib.redirect_stdout(null):
+            code = cli(["select", csv])
+        if code != 0:
+            raise SystemExit(f"tmdb-ingest select exited {code}")
+    elif mode == "scan":
+        import polars as pl
+
+        from tmdb_ingest.selection import DEFAULT_GENRES, DEFAULT_VOTES_ABOVE, _genre_pattern
+
+        # The previous reader: one lazy scan of the whole file (polars maps the file).
+        pl.scan_csv(
+            csv,
+            separator="|",
+            quote_char=None,
+            null_values=["\\N"],
+            infer_schema=False,
+            truncate_ragged_lines=True,
+        ).select("id", "genero", "numeroVotos").filter(
+            (pl.col("numeroVotos").cast(pl.Int64, strict=False) > DEFAULT_VOTES_ABOVE)
+            & pl.col("genero").str.contains(_genre_pattern(DEFAULT_GENRES))
+        ).select(pl.col("id").unique()).collect()
+    else:
+        raise SystemExit(f"unknown mode {mode!r}")
+    elapsed = time.perf_counter() - started
+    print(json.dumps({"mode": mode, "peak_mb": _peak_mb(), "elapsed_s": elapsed}))
+
+
 # -- the parent: emulator process, one child per variant ----------------------------------
 
 
@@ -160,11 +201,11 @@ def _start_emulator() -> tuple[subprocess.Popen[str], str]:
     return process, f"http://127.0.0.1:{port}/3"
 
 
-def _run_child(mode: str, n: int, url: str) -> dict[str, float]:
+def _run_child(mode: str, n: int, url: str, *, csv: str = "") -> dict[str, float]:
     completed = subprocess.run(
         [
             *(sys.executable, "-m", "benchmarks.bench_memory", "--child", mode),
-            *("--n", str(n), "--url", url),
+            *("--n", str(n), "--url", url, "--csv", csv),
         ],
         capture_output=True,
         text=True,
@@ -244,19 +285,69 @@ def run(report: list[str], *, n: int | None = None, naive: bool | None = None) -
         "limiter and no retries, and what it gains in speed it pays in memory.",
         "",
     ]
+    # A quick run (a small n) measures the selection at 1x only: the 4x file is 570 MB.
+    run_selection(report, sizes=(1,) if n < FULL_N else None)
+
+
+def run_selection(report: list[str], *, sizes: tuple[int, ...] | None = None) -> None:
+    """Peak RSS of ``tmdb-ingest select`` at each multiple of the full-size file."""
+    from benchmarks.bench_selection import ensure_sized_file
+
+    if sizes is None:
+        raw = os.environ.get("BENCH_SELECTION_SIZES", "1,4")
+        sizes = tuple(int(x) for x in raw.split(",") if x.strip())
+    rows: list[tuple[str, int, float, float, float]] = []
+    for multiple in sizes:
+        csv = ensure_sized_file(multiple)
+        size_mb = csv.stat().st_size / 1e6
+        for mode, name in (
+            ("select", "ours: `tmdb-ingest select` (8 MB pieces)"),
+            ("scan", "baseline: one lazy polars scan of the whole file (the previous reader)"),
+        ):
+            data = _run_child(mode, 0, "", csv=str(csv))
+            rows.append((name, multiple, size_mb, data["peak_mb"], data["elapsed_s"]))
+    report += [
+        "## Memory: the selection alone",
+        "",
+        "Default selection (Sci-Fi or Fantasy, more than 1000 votes) from the synthetic "
+        "movies.csv at 1x (244,000 movies) and 4x its size; each variant in a fresh child "
+        "process, peak RSS (`VmHWM`) including the interpreter and imports. Target for ours: "
+        "the 4x peak within 15% of the 1x peak.",
+        "",
+        "| variant | file | size (MB) | peak RSS (MB) | vs 1x | time (s) |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    first: dict[str, float] = {}
+    for name, multiple, size_mb, peak, elapsed in rows:
+        first.setdefault(name, peak)
+        report.append(
+            f"| {name} | {multiple}x | {size_mb:.0f} | {peak:.0f} "
+            f"| {peak / first[name] - 1:+.0%} | {elapsed:.2f} |"
+        )
+    report.append("")
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Print the markdown section, or run one variant with ``--child``."""
+    """Print the markdown sections, or run one variant with ``--child``."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_memory")
-    parser.add_argument("--child", choices=("ids", "ours", "naive"))
+    parser.add_argument("--child", choices=("ids", "ours", "naive", "select", "scan"))
     parser.add_argument("--n", type=int, default=None)
     parser.add_argument("--url", default="")
+    parser.add_argument("--csv", default="")
+    parser.add_argument("--selection-only", action="store_true")
     args = parser.parse_args(argv)
+    if args.child in ("select", "scan"):
+        child_select(args.child, args.csv)
+        return
     if args.child:
         child(args.child, args.n or FULL_N, args.url)
         return
-    report: list[str] = []
+    if args.selection_only:
+        report: list[str] = []
+        run_selection(report)
+        print("\n".join(report))
+        return
+    report = []
     run(report, n=args.n)
     print("\n".join(report))
 

@@ -5,9 +5,14 @@ The file (244,000 movies, about 1.05 million rows, 140 MB) is generated once by
 Each method runs the same query (``Sci-Fi`` or ``Fantasy``, more than 1000 votes, unique
 sorted valid ids) and must return the same ids:
 
-- ``select_ids``: the project's lazy polars scan (3 columns, one pass);
+- ``select_ids``: the project's reader (8 MB pieces split at line ends, polars per
+  piece, 3 columns, only the matching ids kept);
+- ``polars scan_csv``: one lazy scan of the whole file (the previous reader);
 - ``polars read_csv``: the same filter on an eager polars read of the whole file;
 - ``csv module``: Python's ``csv`` reader row by row, the way the original job read it.
+
+A second table times whole processes, start to exit: ``tmdb-ingest select`` (imports
+included) next to a script that only imports ``csv`` and ``re`` and loops.
 
 Run standalone with ``python -m benchmarks.bench_selection``; :func:`run` appends the same
 markdown section to a report list for a combined benchmark run.
@@ -18,6 +23,7 @@ from __future__ import annotations
 import csv
 import os
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -27,7 +33,7 @@ import polars as pl
 
 from tmdb_ingest.emulator.sample import FULL_SIZE_MOVIES, generate_movies_csv
 from tmdb_ingest.ids import is_imdb_id
-from tmdb_ingest.selection import select_ids
+from tmdb_ingest.selection import _genre_pattern, select_ids
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PATH = ROOT / "data" / "movies-full.csv"
@@ -44,6 +50,14 @@ def ensure_full_size_file(path: Path = DEFAULT_PATH, *, movies: int = FULL_SIZE_
         took = time.perf_counter() - started
         print(f"generated {path}: {sample.rows:,} rows in {took:.1f} s", file=sys.stderr)
     return path
+
+
+def ensure_sized_file(multiple: int) -> Path:
+    """The full-size file (1) or one ``multiple`` times its size, generated once in data/."""
+    if multiple == 1:
+        return ensure_full_size_file()
+    path = DEFAULT_PATH.with_name(f"movies-{multiple}x.csv")
+    return ensure_full_size_file(path, movies=multiple * FULL_SIZE_MOVIES)
 
 
 def _with_project(path: Path) -> list[str]:
@@ -67,6 +81,81 @@ def _with_csv_module(path: Path) -> list[str]:
                 continue
             found.add(row[i_id])
     return sorted(i for i in found if is_imdb_id(i))
+
+
+def _with_polars_lazy(path: Path) -> list[str]:
+    ids = (
+        pl.scan_csv(
+            path,
+            separator="|",
+            quote_char=None,
+            null_values=["\\N"],
+            infer_schema=False,
+            truncate_ragged_lines=True,
+        )
+        .select("id", "genero", "numeroVotos")
+        .filter(
+            (pl.col("numeroVotos").cast(pl.Int64, strict=False) > VOTES_ABOVE)
+            & pl.col("genero").str.contains(_genre_pattern(GENRES))
+        )
+        .select(pl.col("id").unique().drop_nulls())
+        .collect()
+        .get_column("id")
+        .to_list()
+    )
+    return sorted(i for i in ids if is_imdb_id(i))
+
+
+# The baseline process: only csv and re imported, the same rules as ids.is_imdb_id.
+_CSV_SCRIPT = """
+import csv, re, sys
+wanted = {"Sci-Fi", "Fantasy"}
+valid = re.compile(r"tt[0-9]{7,10}")
+found = set()
+with open(sys.argv[1], encoding="utf-8-sig", newline="") as fh:
+    reader = csv.reader(fh, delimiter="|", quoting=csv.QUOTE_NONE)
+    header = next(reader)
+    i_id, i_genre, i_votes = (header.index(c) for c in ("id", "genero", "numeroVotos"))
+    for row in reader:
+        if len(row) <= max(i_id, i_genre, i_votes):
+            continue
+        votes = row[i_votes]
+        if not votes.isdigit() or int(votes) <= 1000:
+            continue
+        if wanted.isdisjoint(row[i_genre].split(",")):
+            continue
+        found.add(row[i_id])
+sys.stdout.write("".join(i + "\\n" for i in sorted(found) if valid.fullmatch(i)))
+"""
+
+
+def _process_times(path: Path, repeats: int) -> list[tuple[str, float, int]]:
+    """Best wall time of each whole process, and the ids it printed."""
+    commands = [
+        ("`tmdb-ingest select` (the CLI, imports included)", ["-m", "tmdb_ingest", "select"]),
+        ("`python -c` csv-module loop (baseline)", ["-c", _CSV_SCRIPT]),
+    ]
+    results: list[tuple[str, float, int]] = []
+    outputs: set[str] = set()
+    for name, args in commands:
+        best, out = float("inf"), ""
+        for _ in range(repeats):
+            started = time.perf_counter()
+            done = subprocess.run(
+                [sys.executable, *args, str(path)],
+                capture_output=True,
+                text=True,
+                check=True,
+                cwd=ROOT,
+            )
+            best = min(best, time.perf_counter() - started)
+            out = done.stdout
+        outputs.add(out)
+        results.append((name, best, out.count("\n")))
+        print(f"process {name}: best {best:.3f} s", file=sys.stderr)
+    if len(outputs) != 1:
+        raise AssertionError("the processes printed different ids")
+    return results
 
 
 def _with_polars_eager(path: Path) -> list[str]:
@@ -104,7 +193,8 @@ def run(report: list[str], *, path: Path | None = None, repeats: int = 3) -> Non
     rows = select_ids(source).rows  # also warms the page cache for every method alike
     expected = _with_project(source)
     methods: list[tuple[str, Callable[[Path], list[str]]]] = [
-        ("`select_ids` (polars lazy scan, 3 columns)", _with_project),
+        ("`select_ids` (8 MB pieces, polars per piece, 3 columns)", _with_project),
+        ("polars lazy `scan_csv` of the whole file (the previous reader)", _with_polars_lazy),
         ("polars eager `read_csv` + same filter", _with_polars_eager),
         ("Python `csv` module, row by row (baseline)", _with_csv_module),
     ]
@@ -134,6 +224,16 @@ def run(report: list[str], *, path: Path | None = None, repeats: int = 3) -> Non
             f"| {name} | {best:.3f} | {median:.3f} | {rows / best / 1e6:.1f} M "
             f"| {count:,} | {baseline / best:.1f}x |"
         )
+    processes = _process_times(source, repeats)
+    report += [
+        "",
+        f"Whole processes, start to exit (best of {repeats}), ids printed to a pipe:",
+        "",
+        "| process | best (s) | ids | vs baseline |",
+        "|---|---:|---:|---:|",
+    ]
+    for name, best, count in processes:
+        report.append(f"| {name} | {best:.2f} | {count:,} | {processes[-1][1] / best:.1f}x |")
     report.append("")
 
 

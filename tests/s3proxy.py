@@ -76,9 +76,13 @@ class S3FaultProxy:
             request.method, self.upstream + request.path_qs, headers=headers, data=body
         ) as upstream:
             payload = await upstream.read()
-            out_headers = {k: v for k, v in upstream.headers.items() if k.lower() not in _HOP}
+            # A HEAD answer has no body, so its Content-Length (the object's size) is kept.
+            hop = _HOP - {"content-length"} if request.method == "HEAD" else _HOP
+            out_headers = {k: v for k, v in upstream.headers.items() if k.lower() not in hop}
             status = upstream.status
         if fault == "after":
             self.injected[fault] += 1
             return web.Response(status=500, body=INTERNAL, content_type="application/xml")
+        if request.method == "HEAD":
+            return web.Response(status=status, headers=out_headers)
         return web.Response(status=status, body=payload, headers=out_headers)

@@ -440,3 +440,62 @@ def test_any_genre_and_negative_votes_select_the_whole_catalogue(tmp_path: Path)
     assert everything.invalid_ids == 1
     assert select_ids(path, genres=["*"], votes_above=1000).ids == ["tt0000003"]
     assert select_ids(path, genres=["Drama"], votes_above=-1).ids == ["tt0000002"]
+
+
+@pytest.mark.parametrize("piece_bytes", [1, 7, 64, 333, 4096])
+def test_pieces_split_anywhere_give_the_same_selection(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, piece_bytes: int
+) -> None:
+    """Read in pieces of any size (rows, CRLF, blank and ragged rows astride a boundary,
+    lines longer than a piece, no final newline), the selection is the one read whole."""
+    rows = [
+        row("tt0000001", votes="5000"),
+        row("tt0000002", "Fantasy", "1001") + "|extra|fields",
+        "tt0000003|too few",
+        "",
+        row("tt0000004", "Drama"),
+        row("tt0000005", title="x" * 500),  # longer than most pieces
+        row("\\N", "\\N", "\\N"),
+        row("tt12"),
+        row("tt0000001", votes="5000"),
+        row("tt0000006", "Comedy,Sci-Fi", "7000"),
+    ]
+    path = tmp_path / "movies.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + "\r\n".join([HEADER, *rows]).encode())  # no final EOL
+    whole = select_ids(path)
+    assert whole.ids == ["tt0000001", "tt0000002", "tt0000005", "tt0000006"]
+    assert (whole.rows, whole.invalid_ids) == (9, 1)
+    monkeypatch.setattr("tmdb_ingest.selection._PIECE_BYTES", piece_bytes)
+    assert select_ids(path) == whole
+
+
+def test_many_pieces_of_a_larger_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Thousands of rows read in many small pieces: every matching id, every row counted."""
+    rows = [row(f"tt{n:07d}", "Sci-Fi" if n % 3 else "Drama", str(n)) for n in range(1, 5001)]
+    path = write(tmp_path, *rows)
+    monkeypatch.setattr("tmdb_ingest.selection._PIECE_BYTES", 10_000)
+    selection = select_ids(path)
+    assert selection.rows == 5000
+    assert selection.ids == [f"tt{n:07d}" for n in range(1001, 5001) if n % 3]
+
+
+def test_bad_utf8_in_a_later_piece_is_an_input_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Invalid UTF-8 in any piece, not only the first, fails the file with a clear error."""
+    good = "\n".join(row(f"tt{n:07d}") for n in range(50))
+    path = tmp_path / "late.csv"
+    path.write_bytes(f"{HEADER}\n{good}\n".encode() + row("tt0000001").encode() + b"\xff\n")
+    monkeypatch.setattr("tmdb_ingest.selection._PIECE_BYTES", 1000)
+    with pytest.raises(InputError, match="not a UTF-8 text file"):
+        select_ids(path)
+
+
+def test_selection_module_imports_polars_only_when_reading() -> None:
+    """Importing the package (and the selection module) does not import polars."""
+    import subprocess
+    import sys
+
+    code = "import sys, tmdb_ingest.selection; print('polars' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

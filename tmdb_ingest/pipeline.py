@@ -132,28 +132,41 @@ async def ingest(
     raise AssertionError("unreachable")  # pragma: no cover (mypy: async with may swallow)
 
 
-async def ingest_csv(csv: str | os.PathLike[str], settings: Settings, **kwargs: Any) -> Summary:
-    """Select ids from movies.csv (a path or ``s3://`` URI) and :func:`ingest` them."""
-    from tmdb_ingest.selection import select_ids_async
+async def ingest_csv(
+    csv: str | os.PathLike[str],
+    settings: Settings,
+    *,
+    sink: Sink | None = None,
+    today: dt.date | None = None,
+    **kwargs: Any,
+) -> Summary:
+    """Select ids from movies.csv (a path or ``s3://`` URI) and :func:`ingest` them.
+
+    The first invocation of a run saves its selection with the run; the next ones read it
+    instead of the CSV (see :mod:`tmdb_ingest.saved_selection`). A CSV that changed under
+    an explicit run id raises :class:`~tmdb_ingest.errors.InputError`, before any request.
+    """
+    from tmdb_ingest.saved_selection import resolve_selection
 
     kwargs.setdefault("started_at", asyncio.get_running_loop().time())
     settings.require_credentials()
-    if kwargs.get("sink") is None:
-        settings.require_sink()
-    selection = await select_ids_async(
-        csv,
-        genres=settings.genres,
-        votes_above=settings.votes_above,
-        s3_endpoint_url=settings.s3_endpoint_url,
-    )
-    log.info(
-        "selected %d ids from %s (%d rows, %d malformed ids skipped)",
-        len(selection.ids),
-        selection.source,
-        selection.rows,
-        selection.invalid_ids,
-    )
-    return await ingest(selection.ids, settings, **kwargs)
+    day = today or dt.datetime.now(dt.UTC).date()
+    async with AsyncExitStack() as stack:
+        if sink is None:
+            opened: Sink = await stack.enter_async_context(open_sink(settings))
+            sink = opened
+        await sink.check()
+        chosen = await resolve_selection(csv, settings, sink, day=day)
+        if chosen.resumed:
+            log.info("run %s: %d ids, as saved with the run", chosen.run_id, len(chosen.ids))
+        else:
+            log.info(
+                "selected %d ids from %s (%d rows, %d malformed ids skipped)",
+                *(len(chosen.ids), chosen.source, chosen.rows or 0, chosen.invalid_ids or 0),
+            )
+        run_settings = settings.replace(run_id=chosen.run_id)
+        return await ingest(chosen.ids, run_settings, sink=sink, today=day, **kwargs)
+    raise AssertionError("unreachable")  # pragma: no cover (mypy: async with may swallow)
 
 
 class _Invocation:
@@ -215,7 +228,7 @@ class _Invocation:
         except FatalError as exc:
             fatal = fatal or exc
         summary = self.summary(shard_ids, malformed, report, fatal)
-        log.info("summary %s", summary.as_dict())
+        log.debug("summary %s", summary.to_json())
         if fatal is not None:
             fatal.summary = summary
             raise fatal

@@ -2,8 +2,11 @@
 
 The file (design.md, "Input: movies.csv") is ``|`` delimited with no quoting, ``\\N`` for
 null, one row per artist (a movie's columns repeat in each of its rows). It is read
-lazily with polars, only the ``id``, ``genero`` and ``numeroVotos`` columns, in one pass:
-about 0.15 s for the full-size file (1.05 million rows, 140 MB) on two cores.
+in pieces of a few MB split at line ends, each parsed by polars for only the ``id``,
+``genero`` and ``numeroVotos`` columns, keeping only the matching ids: memory is bounded
+by the piece and the ids, not by the file, in about the time of one lazy polars scan of
+the whole file (docs/benchmarks.md). polars is imported on first use, so that code which
+only needs the S3 helpers or a saved selection does not pay for it.
 
 Rules:
 
@@ -31,16 +34,18 @@ import codecs
 import contextlib
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import polars as pl
+from typing import IO, TYPE_CHECKING, Any
 
 from tmdb_ingest.errors import ConfigError, InputError
 from tmdb_ingest.ids import IMDB_ID_PATTERN, is_imdb_id
 from tmdb_ingest.settings import DEFAULT_GENRES, DEFAULT_VOTES_ABOVE
+
+if TYPE_CHECKING:
+    import polars as pl
 
 __all__ = [
     "DEFAULT_GENRES",
@@ -59,6 +64,8 @@ _SNIFF_BYTES = 64 * 1024
 _BOM = codecs.BOM_UTF8
 _OTHER_DELIMITERS = ((",", "','"), (";", "';'"), ("\t", "tab"))
 _DOWNLOAD_CHUNK = 1024 * 1024
+# The piece polars parses at a time; see _pieces and docs/benchmarks.md.
+_PIECE_BYTES = 8 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -178,51 +185,127 @@ def _genre_pattern(genres: Sequence[str]) -> str:
     # Measured on the full-size file, this regex is faster than str.split(",") followed
     # by list.contains (0.13 s vs 0.22 s) or list.eval(is_in) (0.19 s).
     # polars' own escaper: the pattern runs in Rust's regex engine, not Python's re.
+    import polars as pl
+
     names = "|".join(pl.escape_regex(g) for g in genres)
     return rf"(?:^|,)\s*(?:{names})\s*(?:,|$)"
 
 
-def _query(path: Path, genres: Sequence[str], votes_above: int) -> pl.LazyFrame:
-    frame = pl.scan_csv(
-        path,
-        separator="|",
-        quote_char=None,  # free text holds '"' and ','; the file has no quoting
-        null_values=["\\N"],
-        infer_schema=False,  # every column a string; votes are cast below
-        truncate_ragged_lines=True,
-        encoding="utf8",
-        raise_if_empty=False,  # the pre-flight check reports an empty file by name
-        # Keep "" apart from \N so that a blank line (every field "") can be told from a
-        # row whose id, genre and votes are all \N.
-        empty_string_is_null=False,
-    ).select(REQUIRED_COLUMNS)
-    identifier, genre, votes = (pl.col(c) for c in REQUIRED_COLUMNS)
+def _matches(genres: Sequence[str], votes_above: int) -> pl.Expr:
+    import polars as pl
+
     # "*" as a genre and a negative votes_above switch those filters off (nulls included):
     # `--genres '*' --votes-above -1` selects the whole catalogue.
     matches = pl.lit(True)
     if votes_above >= 0:
-        matches = matches & (votes.cast(pl.Int64, strict=False) > votes_above)
+        matches = matches & (pl.col("numeroVotos").cast(pl.Int64, strict=False) > votes_above)
     if ANY_GENRE not in genres:
-        matches = matches & genre.str.contains(_genre_pattern(genres))
-    # A blank line reads as a row of empty fields; it is not a data row.
-    is_row = pl.any_horizontal([c.is_null() | (c != "") for c in (identifier, genre, votes)])
-    return frame.select(
-        rows=is_row.sum(),
-        ids=identifier.filter(matches).unique().implode(),
-    )
+        matches = matches & pl.col("genero").str.contains(_genre_pattern(genres))
+    return matches
+
+
+def _pieces(fh: IO[bytes], size: int, head: bytes) -> Iterator[bytes]:
+    """Yield the rest of ``fh`` in pieces of about ``size`` bytes, each after ``head``.
+
+    Each piece ends at a line end, so a row is never split across two pieces: the bytes
+    after a block's last newline are carried into the next piece, and a line longer than
+    ``size`` makes a longer piece. The last piece may lack the final newline. A newline
+    byte never occurs inside a UTF-8 multi-byte character, so every piece is valid UTF-8
+    when the file is.
+    """
+    carry = b""
+    while block := fh.read(size):
+        end = block.rfind(b"\n")
+        if end < 0:
+            carry += block
+            continue
+        yield b"".join((head, carry, block[: end + 1]))
+        carry = block[end + 1 :]
+    if carry:
+        yield head + carry
+
+
+def _scan(path: Path, genres: Sequence[str], votes_above: int) -> tuple[int, set[str | None]]:
+    """Return (data rows, distinct ids of the matching rows) of the file at ``path``.
+
+    One worker thread parses a piece while this thread reads the next one (both release
+    the interpreter lock), so at most two pieces are held at a time.
+    """
+    import polars as pl
+
+    with path.open("rb") as fh:
+        header = fh.readline().removeprefix(_BOM).rstrip(b"\r\n").decode("utf-8")
+        names = header.split("|")
+        # Each piece is parsed under a header line of positional names: polars takes the
+        # width of a header-less piece from its first row, which may be ragged, and
+        # positional names cannot repeat. The first occurrence of a column is the one read.
+        positions = [names.index(c) for c in REQUIRED_COLUMNS]
+        head = "|".join(f"c{i}" for i in range(len(names))).encode() + b"\n"
+        schema = {f"c{i}": pl.String for i in range(len(names))}
+        renames = {f"c{i}": c for i, c in zip(positions, REQUIRED_COLUMNS, strict=True)}
+        columns = [pl.col(c) for c in REQUIRED_COLUMNS]
+        # A blank line reads as a row of empty fields; it is not a data row.
+        is_row = pl.any_horizontal([c.is_null() | (c != "") for c in columns])
+        query = [
+            is_row.sum().alias("rows"),
+            columns[0].filter(_matches(genres, votes_above)).unique().implode(),
+        ]
+
+        def parse(piece: bytes) -> tuple[int, list[str | None]]:
+            frame = pl.read_csv(
+                piece,
+                has_header=True,
+                schema=schema,
+                columns=positions,
+                separator="|",
+                quote_char=None,  # free text holds '"' and ','; the file has no quoting
+                null_values=["\\N"],
+                truncate_ragged_lines=True,
+                encoding="utf8",
+                raise_if_empty=False,
+                # Keep "" apart from \N so that a blank line (every field "") can be told
+                # from a row whose id, genre and votes are all \N.
+                empty_string_is_null=False,
+            ).rename(renames)
+            result = frame.select(query)
+            return int(result["rows"][0]), result["id"][0].to_list()
+
+        rows = 0
+        found: set[str | None] = set()
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="selection") as pool:
+            pending: Future[tuple[int, list[str | None]]] | None = None
+            for piece in _pieces(fh, _PIECE_BYTES, head):
+                parsing = pool.submit(parse, piece)
+                del piece  # held by the worker only, freed as soon as it is parsed
+                if pending is not None:
+                    count, ids = pending.result()
+                    rows += count
+                    found.update(ids)
+                pending = parsing
+            if pending is not None:
+                count, ids = pending.result()
+                rows += count
+                found.update(ids)
+    return rows, found
 
 
 def _select_local(path: Path, name: str, genres: Sequence[str], votes_above: int) -> Selection:
+    import polars as pl
+
     _preflight(path, name)
     try:
-        result = _query(path, genres, votes_above).collect()
+        rows, matched = _scan(path, genres, votes_above)
     except pl.exceptions.PolarsError as exc:
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         if "utf-8" in message.lower() or "utf8" in message.lower():
             raise InputError(f"{name}: not a UTF-8 text file ({message})") from None
         raise InputError(f"{name}: cannot be read as a '|' delimited file: {message}") from None
-    rows = int(result["rows"][0])
-    matched: list[str | None] = result["ids"][0].to_list()
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"{name}: not a UTF-8 text file (invalid byte at offset {exc.start})"
+        ) from None
+    except OSError as exc:
+        raise InputError(f"{name}: cannot read: {exc.strerror or exc}") from None
     valid = sorted(i for i in matched if i is not None and is_imdb_id(i))
     return Selection(ids=valid, rows=rows, invalid_ids=len(matched) - len(valid), source=name)
 

@@ -1,0 +1,397 @@
+"""The run's selection, saved with the run: a resumed invocation reads it, not movies.csv.
+
+The first invocation of a run reads movies.csv (:mod:`tmdb_ingest.selection`) and saves
+the selected ids beside the run's state, with the identity of the input they came from
+(ETag and size of an ``s3://`` object; size and ``mtime_ns`` of a file) and the selection
+parameters. A later invocation of the same run asks only for the input's identity (one
+HeadObject, or one ``stat``) and, when it is unchanged, takes the saved ids: no CSV
+download, no polars import. Layout, under ``Settings.state_root``::
+
+    {state_root}/{run_id}/selection.txt.gz   gzip: a JSON header line, then one line
+                                             per id, delta-encoded (see _sections)
+    {state_root}/_inputs/{key}.json          {"run_id": ...}: the run this input started
+
+``key`` hashes the input's identity, the selection parameters, the settings the derived
+run id covers, the batch size, the language, ``append_to_response`` and the UTC day, so
+an invocation WITHOUT ``--run-id`` finds its run with a HeadObject and two small GETs.
+The index is written only for derived run ids: an explicit ``--run-id`` is the key.
+
+With an explicit run id whose saved identity (or parameters) differ from the current
+input, the CSV is read again: the same ids go on (and the saved identity is updated); a
+different selection is an :class:`~tmdb_ingest.errors.InputError`, since resuming a run
+over other ids would mix two selections in one run.
+
+Every saved object is a pure function of its content (gzip with ``mtime=0``, JSON with
+sorted keys), so two shards of a run starting at once write the same bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import gzip
+import hashlib
+import os
+from dataclasses import asdict, dataclass
+from itertools import accumulate
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from tmdb_ingest.errors import InputError
+from tmdb_ingest.state import derive_run_id
+
+if TYPE_CHECKING:
+    from tmdb_ingest.selection import Selection
+    from tmdb_ingest.settings import Settings
+    from tmdb_ingest.sinks import Sink
+
+__all__ = ["InputIdentity", "RunSelection", "input_identity", "resolve_selection"]
+
+_FORMAT = 2
+SELECTION_NAME = "selection.txt.gz"
+INPUTS_FOLDER = "_inputs"
+
+
+@dataclass(frozen=True)
+class InputIdentity:
+    """What tells one version of movies.csv from another, without reading it."""
+
+    source: str
+    """``s3://bucket/key``, or the file's absolute path."""
+    size: int
+    etag: str | None = None
+    """The object's ETag (``s3://`` only)."""
+    mtime_ns: int | None = None
+    """The file's modification time in nanoseconds (paths only)."""
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Any) -> InputIdentity:
+        return cls(
+            source=str(data["source"]),
+            size=int(data["size"]),
+            etag=data.get("etag"),
+            mtime_ns=data.get("mtime_ns"),
+        )
+
+
+@dataclass(frozen=True)
+class RunSelection:
+    """The ids of a run and where they came from."""
+
+    ids: list[str]
+    """Unique, sorted, valid IMDb ids."""
+    run_id: str
+    source: str
+    """The CSV as given (path or ``s3://`` URI)."""
+    resumed: bool
+    """True when the ids came from the saved selection (the CSV was not read)."""
+    rows: int | None = None
+    """Data rows of the CSV, when it was read in this invocation."""
+    invalid_ids: int | None = None
+    """Malformed ids skipped, when the CSV was read in this invocation."""
+
+
+# --------------------------------------------------------------------------- identity
+
+
+async def input_identity(
+    csv: str | os.PathLike[str], settings: Settings, *, client: Any = None
+) -> InputIdentity:
+    """The identity of ``csv``: one HeadObject for ``s3://``, one ``stat`` for a path.
+
+    ``client`` is an open aiobotocore S3 client to use (else one is made from
+    ``settings.s3_endpoint_url``). A missing or unreadable input is an
+    :class:`~tmdb_ingest.errors.InputError` naming it.
+    """
+    text = os.fspath(csv)
+    if text.startswith("s3://"):
+        return await _s3_identity(text, settings.s3_endpoint_url, client)
+    return await asyncio.to_thread(_file_identity, text)
+
+
+def _file_identity(text: str) -> InputIdentity:
+    path = os.path.abspath(text)
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise InputError(f"{text}: file not found") from None
+    except OSError as exc:
+        raise InputError(f"{text}: cannot read: {exc.strerror or exc}") from None
+    return InputIdentity(source=path, size=info.st_size, mtime_ns=info.st_mtime_ns)
+
+
+async def _s3_identity(uri: str, endpoint_url: str | None, client: Any) -> InputIdentity:
+    from aiobotocore.session import get_session
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    # The selection module's helpers, not its reader: importing it does not import polars.
+    from tmdb_ingest.selection import _s3_error_message, _split_s3_uri
+
+    bucket, key = _split_s3_uri(uri)
+    try:
+        if client is not None:
+            head = await client.head_object(Bucket=bucket, Key=key)
+        else:
+            async with get_session().create_client("s3", endpoint_url=endpoint_url) as made:
+                head = await made.head_object(Bucket=bucket, Key=key)
+    except ClientError as exc:
+        raise InputError(_s3_error_message(uri, exc.response)) from None
+    except BotoCoreError as exc:
+        raise InputError(f"{uri}: cannot read from S3: {exc}") from None
+    return InputIdentity(source=uri, size=int(head["ContentLength"]), etag=str(head["ETag"]))
+
+
+# --------------------------------------------------------------------------- saved objects
+
+
+def _parameters(settings: Settings) -> dict[str, Any]:
+    return {"genres": list(settings.genres), "votes_above": settings.votes_above}
+
+
+def selection_key(settings: Settings, run_id: str) -> str:
+    """Where the selection of ``run_id`` is saved."""
+    return f"{settings.state_root}/{run_id}/{SELECTION_NAME}"
+
+
+def index_key(settings: Settings, identity: InputIdentity, day: dt.date) -> str:
+    """Where the run id this input (with these settings, on this day) started is kept."""
+    material = {
+        "input": identity.to_json(),
+        "selection": _parameters(settings),
+        "batch_size": settings.batch_size,
+        "language": settings.language,
+        "append_to_response": list(settings.append_to_response),
+        "day": day.isoformat(),
+        # Whatever else the derived run id covers: its value for no ids is a fingerprint
+        # of those settings, so the index can never join a run the derivation would not.
+        "derived": derive_run_id([], settings, day),
+    }
+    digest = hashlib.sha256(orjson.dumps(material, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    return f"{settings.state_root}/{INPUTS_FOLDER}/{digest[:32]}.json"
+
+
+@dataclass(frozen=True)
+class _Saved:
+    run_id: str
+    identity: InputIdentity
+    parameters: dict[str, Any]
+    ids: list[str]
+
+
+def _encode(
+    run_id: str, identity: InputIdentity, parameters: dict[str, Any], ids: list[str]
+) -> bytes:
+    sections = _sections(ids)
+    header = orjson.dumps(
+        {
+            "format": _FORMAT,
+            "run_id": run_id,
+            "input": identity.to_json(),
+            "selection": parameters,
+            "count": len(ids),
+            "widths": [[width, len(steps)] for width, steps in sections],
+        },
+        option=orjson.OPT_SORT_KEYS,
+    )
+    lines = [header.decode(), *(str(s) for _width, steps in sections for s in steps)]
+    return gzip.compress(("\n".join(lines) + "\n").encode(), compresslevel=9, mtime=0)
+
+
+def _sections(ids: list[str]) -> list[tuple[int, list[int]]]:
+    """The ids by digit count, each section as the steps between consecutive numbers.
+
+    Sorted ids of one width are sorted numbers, so every step is positive and small.
+    Measured on the whole synthetic catalogue (242,953 ids, 2.4 MB as text): gzip of the
+    plain ids is 696 KB, of the steps 280 KB; lzma of the plain ids 304 KB but 7x slower.
+    Sections, not one interleaved list, so that reading them back is ``accumulate`` and
+    one merge, not a Python loop over every line.
+    """
+    numbers: dict[int, list[int]] = {}
+    for imdb_id in ids:
+        numbers.setdefault(len(imdb_id) - 2, []).append(int(imdb_id[2:]))
+    return [
+        (width, [b - a for a, b in zip([0, *values], values, strict=False)])
+        for width, values in sorted(numbers.items())
+    ]
+
+
+def _from_sections(lines: list[str], widths: list[list[int]]) -> list[str]:
+    ids: list[str] = []
+    start = 0
+    for width, count in widths:
+        values = accumulate(map(int, lines[start : start + count]))
+        ids.extend([f"tt{v:0{width}d}" for v in values])
+        start += count
+    if start != len(lines):
+        raise ValueError("the sections do not cover the ids")
+    ids.sort()  # a merge of sorted runs: linear
+    return ids
+
+
+def _decode(data: bytes) -> _Saved | None:
+    """The saved selection, or None when it is unreadable (then the CSV is read again)."""
+    try:
+        text = gzip.decompress(data)
+        header_line, _, rest = text.partition(b"\n")
+        header = orjson.loads(header_line)
+        if header.get("format") != _FORMAT:
+            return None
+        lines = rest.decode("ascii").split("\n")
+        if lines and lines[-1] == "":
+            lines.pop()
+        if len(lines) != header["count"]:
+            return None  # truncated or tampered with
+        return _Saved(
+            run_id=str(header["run_id"]),
+            identity=InputIdentity.from_json(header["input"]),
+            parameters=dict(header["selection"]),
+            ids=_from_sections(lines, header["widths"]),
+        )
+    except (OSError, EOFError, ValueError, KeyError, TypeError, UnicodeDecodeError):
+        return None
+
+
+async def _load(sink: Sink, settings: Settings, run_id: str) -> _Saved | None:
+    data = await sink.get(selection_key(settings, run_id))
+    return None if data is None else _decode(data)
+
+
+# --------------------------------------------------------------------------- the entry point
+
+
+async def resolve_selection(
+    csv: str | os.PathLike[str], settings: Settings, sink: Sink, *, day: dt.date
+) -> RunSelection:
+    """The ids and run id of this invocation: saved ones when the input is unchanged.
+
+    ``sink`` is the run's opened sink (state lives there); ``day`` the run's UTC day,
+    which the derived run id and the index cover. Without ``settings.run_id``: the index
+    of this input names the run and its saved selection (no CSV read); else the CSV is
+    read, the run id derived with :func:`~tmdb_ingest.state.derive_run_id`, and the
+    selection and the index saved. With ``settings.run_id``: its saved selection, when the
+    input's identity and the parameters are the ones it was saved with; else the CSV is
+    read and must give the same ids (else :class:`~tmdb_ingest.errors.InputError`).
+    """
+    identity = await input_identity(csv, settings, client=_s3_client_of(sink, settings))
+    parameters = _parameters(settings)
+    source = os.fspath(csv)
+    if settings.run_id is None:
+        return await _resolve_derived(source, settings, sink, identity, parameters, day)
+    return await _resolve_explicit(source, settings, sink, identity, parameters, settings.run_id)
+
+
+async def _resolve_derived(
+    source: str,
+    settings: Settings,
+    sink: Sink,
+    identity: InputIdentity,
+    parameters: dict[str, Any],
+    day: dt.date,
+) -> RunSelection:
+    index = index_key(settings, identity, day)
+    entry = await sink.get(index)
+    if entry is not None:
+        try:
+            run_id = str(orjson.loads(entry)["run_id"])
+        except (ValueError, KeyError, TypeError):
+            run_id = ""
+        saved = await _load(sink, settings, run_id) if run_id else None
+        if saved and saved.identity == identity and saved.parameters == parameters:
+            return RunSelection(ids=saved.ids, run_id=run_id, source=source, resumed=True)
+    selection = await _read_csv(source, settings)
+    run_id = derive_run_id(selection.ids, settings, day)
+    # The selection first, then the index that points to it: an index never names a run
+    # whose selection is missing (and if it did, the CSV would simply be read again).
+    await _save(sink, settings, run_id, identity, parameters, selection.ids)
+    await sink.put(
+        index,
+        orjson.dumps({"run_id": run_id, "input": identity.to_json()}, option=orjson.OPT_SORT_KEYS),
+    )
+    return RunSelection(
+        ids=selection.ids,
+        run_id=run_id,
+        source=source,
+        resumed=False,
+        rows=selection.rows,
+        invalid_ids=selection.invalid_ids,
+    )
+
+
+async def _resolve_explicit(
+    source: str,
+    settings: Settings,
+    sink: Sink,
+    identity: InputIdentity,
+    parameters: dict[str, Any],
+    run_id: str,
+) -> RunSelection:
+    saved = await _load(sink, settings, run_id)
+    if saved and saved.identity == identity and saved.parameters == parameters:
+        return RunSelection(ids=saved.ids, run_id=run_id, source=source, resumed=True)
+    selection = await _read_csv(source, settings)
+    if saved is not None and saved.ids != selection.ids:
+        then, now = len(saved.ids), len(selection.ids)
+        if saved.parameters != parameters:
+            raise InputError(
+                f"the selection of run {run_id} changed (it was {_describe(saved.parameters)}, "
+                f"now {_describe(parameters)}): {then:,} ids then, {now:,} now; use a new "
+                "--run-id or the run's own --genres/--votes-above"
+            )
+        raise InputError(
+            f"{source} changed since run {run_id} started: {then:,} ids then, {now:,} now; "
+            "use a new --run-id or restore the file"
+        )
+    # Nothing saved yet, or the same ids from a re-written or moved file: save (again), so
+    # that the next invocation of this run needs no CSV.
+    await _save(sink, settings, run_id, identity, parameters, selection.ids)
+    return RunSelection(
+        ids=selection.ids,
+        run_id=run_id,
+        source=source,
+        resumed=False,
+        rows=selection.rows,
+        invalid_ids=selection.invalid_ids,
+    )
+
+
+def _s3_client_of(sink: Sink, settings: Settings) -> Any:
+    """The S3 sink's open client, when it talks to the endpoint the CSV is read from."""
+    from tmdb_ingest.sinks import S3Sink
+
+    # One client fewer to open: a resume is a HeadObject and two GETs, and opening a
+    # client costs about as much as all three.
+    if isinstance(sink, S3Sink) and sink._endpoint_url == settings.s3_endpoint_url:
+        return sink.client
+    return None
+
+
+def _describe(parameters: dict[str, Any]) -> str:
+    genres = ",".join(parameters.get("genres", []))
+    return f"--genres {genres} --votes-above {parameters.get('votes_above')}"
+
+
+async def _read_csv(source: str, settings: Settings) -> Selection:
+    from tmdb_ingest.selection import select_ids_async
+
+    return await select_ids_async(
+        source,
+        genres=settings.genres,
+        votes_above=settings.votes_above,
+        s3_endpoint_url=settings.s3_endpoint_url,
+    )
+
+
+async def _save(
+    sink: Sink,
+    settings: Settings,
+    run_id: str,
+    identity: InputIdentity,
+    parameters: dict[str, Any],
+    ids: list[str],
+) -> None:
+    body = await asyncio.to_thread(_encode, run_id, identity, parameters, ids)
+    await sink.put(selection_key(settings, run_id), body, content_type="application/gzip")
