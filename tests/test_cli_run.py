@@ -182,3 +182,66 @@ def test_sigkill_at_random_moments_then_rerun_ends_exactly_once(
     assert summary["done"] is True
     assert summary["skipped"] > 0  # the killed runs had landed part of the work
     read_dir(out).assert_exactly_once(select_ids(csv).ids)
+
+
+def _start_and_wait_for_landing(argv: list[str], env: dict[str, str], out: Path) -> Any:
+    proc = subprocess.Popen(
+        argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    for _ in range(600):
+        if proc.poll() is not None or any(out.glob("Raw/TMDB/JSON/2*/*/*/*.json")):
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before it could be interrupted"
+    return proc
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_stops_cleanly_and_the_same_command_resumes(
+    signum: int, code: int, csv: Path, tmdb: EmulatorThread, tmp_path: Path
+) -> None:
+    """SIGINT/SIGTERM: the partial file lands, the state is saved, one line, exit 130/143;
+    no traceback, no unretrieved task exception; the same command then finishes once."""
+    out = tmp_path / "out"
+    env = {**os.environ, "TMDB_API_KEY": KEY}
+    argv = [sys.executable, "-m", "tmdb_ingest", "run", str(csv), "--out-dir", str(out)]
+    argv += ["--tmdb-url", tmdb.url, "--rate", "60", "--batch-size", "7", "--json"]
+    proc = _start_and_wait_for_landing(argv, env, out)
+    proc.send_signal(signum)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == code, stderr
+    assert "Traceback" not in stderr
+    assert "never retrieved" not in stderr
+    lines = [line for line in stderr.splitlines() if line.startswith("tmdb-ingest:")]
+    assert lines == [f"tmdb-ingest: {signal.Signals(signum).name}: interrupted; the state "
+                     "is saved and the same command resumes"]  # fmt: skip
+    summary = last_json_line(stdout)
+    assert summary["done"] is False
+    assert summary["fetched"] > 0
+    partial = read_dir(out)
+    assert sum(partial.data_ids.values()) == summary["fetched"]  # the partial file landed
+    final = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
+    assert final.returncode == 0, final.stderr
+    resumed = last_json_line(final.stdout)
+    assert resumed["skipped"] == summary["fetched"] + summary["not_found"]
+    read_dir(out).assert_exactly_once(select_ids(csv).ids)
+
+
+def test_a_second_ctrl_c_stops_at_once_and_exactly_once_still_holds(
+    csv: Path, tmdb: EmulatorThread, tmp_path: Path
+) -> None:
+    """Two SIGINTs in a row: exit 130 without waiting; a re-run still lands every id once."""
+    out = tmp_path / "out"
+    env = {**os.environ, "TMDB_API_KEY": KEY}
+    argv = [sys.executable, "-m", "tmdb_ingest", "run", str(csv), "--out-dir", str(out)]
+    argv += ["--tmdb-url", tmdb.url, "--rate", "60", "--batch-size", "7"]
+    proc = _start_and_wait_for_landing(argv, env, out)
+    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signal.SIGINT)
+    _stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    assert "never retrieved" not in stderr
+    final = subprocess.run([*argv, "--json"], env=env, capture_output=True, text=True, timeout=120)
+    assert final.returncode == 0, final.stderr
+    read_dir(out).assert_exactly_once(select_ids(csv).ids)

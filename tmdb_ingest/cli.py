@@ -5,8 +5,9 @@ from the option table (``cli_parser``). Settings come from the flags the user ty
 then the same ``TMDB_INGEST_*`` variables the Lambda reads (secret sources included),
 then the defaults. Exit codes: 0 done, 1 fatal at run time, 2 bad usage/input/
 configuration (found before any request), 3 stopped by the time budget with work left,
-4 busy (another invocation holds the run), 130 interrupted; fatal and busy stops print
-one line on stderr and, with ``--json``, the summary so far on stdout.
+4 busy (another invocation holds the run), 130 / 143 stopped by SIGINT / SIGTERM with the
+state saved; fatal and busy stops print one line on stderr and, with ``--json``, the
+summary so far on stdout.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import os
 import sys
 from argparse import Namespace
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import tmdb_ingest
 from tmdb_ingest.cli_parser import build_parser, flags_given
@@ -24,7 +26,11 @@ from tmdb_ingest.logs import redact
 from tmdb_ingest.settings import Settings
 from tmdb_ingest.summary import Summary
 
+if TYPE_CHECKING:
+    from tmdb_ingest.stopping import StopRequest
+
 EXIT_DONE, EXIT_FATAL, EXIT_USAGE, EXIT_BUDGET, EXIT_BUSY, EXIT_SIGINT = 0, 1, 2, 3, 4, 130
+_INTERRUPTED = "interrupted; the state is saved and the same command resumes"
 
 
 def _cmd_select(args: Namespace) -> int:
@@ -44,26 +50,40 @@ def _cmd_select(args: Namespace) -> int:
     return EXIT_DONE
 
 
-async def _run(args: Namespace) -> Summary:
+async def _run(args: Namespace, stop: StopRequest) -> Summary:
     from tmdb_ingest.credentials import credentials_from_env
     from tmdb_ingest.logs import configure_logging
     from tmdb_ingest.pipeline import ingest_csv
     from tmdb_ingest.progress import progress_for
+    from tmdb_ingest.stopping import stop_on_signals
 
-    credentials = await credentials_from_env(os.environ)
-    settings = Settings.from_env(flags=flags_given(args), **credentials)
-    settings.require_sink()
-    configure_logging(settings.secrets(), verbose=args.verbose)
-    with progress_for(sys.stderr) as progress:
-        started = tmdb_ingest._STARTED_AT  # the budget counts from start-up
-        return await ingest_csv(args.csv, settings, progress=progress, started_at=started)
+    with stop_on_signals(stop):
+        credentials = await credentials_from_env(os.environ)
+        settings = Settings.from_env(flags=flags_given(args), **credentials)
+        settings.require_sink()
+        configure_logging(settings.secrets(), verbose=args.verbose)
+        with progress_for(sys.stderr) as progress:
+            started = tmdb_ingest._STARTED_AT  # the budget counts from start-up
+            return await ingest_csv(
+                args.csv, settings, progress=progress, started_at=started, stop=stop
+            )
 
 
 def _cmd_run(args: Namespace) -> int:
     import asyncio  # here, not at the top: the parser and `--help` do without it
 
-    summary = asyncio.run(_run(args))
+    from tmdb_ingest.stopping import StopRequest
+
+    stop = StopRequest()
+    try:
+        summary = asyncio.run(_run(args, stop))
+    except asyncio.CancelledError:  # a second Ctrl-C: stopped at once
+        print(f"tmdb-ingest: {_INTERRUPTED}", file=sys.stderr, flush=True)
+        return EXIT_SIGINT
     print(summary.to_json() if args.json else summary.to_text(), flush=True)
+    if stop.signal is not None and not summary.done:
+        print(f"tmdb-ingest: {stop.reason}: {_INTERRUPTED}", file=sys.stderr, flush=True)
+        return 128 + stop.signal
     return EXIT_DONE if summary.done else EXIT_BUDGET
 
 
@@ -128,5 +148,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"tmdb-ingest: internal error: {message}", file=sys.stderr)
         return EXIT_FATAL
     except KeyboardInterrupt:
-        print("tmdb-ingest: interrupted; run the same command again to resume", file=sys.stderr)
+        print(f"tmdb-ingest: {_INTERRUPTED}", file=sys.stderr)
         return EXIT_SIGINT
