@@ -134,9 +134,9 @@ def test_short_budget_stops_in_time_and_resumes_exactly_once(
     """An S3 event with little time left returns done: false before the deadline, and
     invocations with the returned run_id finish the job: each id exactly once."""
     key, ids = csv_key
-    monkeypatch.setenv("TMDB_INGEST_RATE", "8")
+    monkeypatch.setenv("TMDB_INGEST_RATE", "5")
     monkeypatch.setenv("TMDB_INGEST_CONCURRENCY", "4")
-    ctx = context(11.0)  # a budget of 6 s: not enough for ~60 ids at 8/s
+    ctx = context(11.0)  # a budget of 9 s: not enough for ~60 ids at 5/s
     first = handler(s3_event(bucket, key), ctx)
     assert ctx.get_remaining_time_in_millis() > safety_margin(11.0) * 1000 - 1000
     assert first["done"] is False
