@@ -277,7 +277,7 @@ def test_event_forms_parse() -> None:
 def test_too_little_time_left_is_a_config_error(env: None) -> None:
     """An invocation with less than the margin plus one second left refuses to start."""
     with pytest.raises(ConfigError, match="time_budget"):
-        handler({"csv": "s3://b/k.csv"}, context(5.5))
+        handler({"csv": "s3://b/k.csv"}, context(2.5))
 
 
 @pytest.mark.parametrize(
@@ -307,7 +307,7 @@ def test_chain_demo_runs_to_completion() -> None:
     """examples/lambda_chain_demo.py, on a small sample, chains invocations until done."""
     result = subprocess.run(
         [sys.executable, str(ROOT / "examples" / "lambda_chain_demo.py"),
-         "--movies", "4000", "--seconds", "10"],
+         "--movies", "8000", "--seconds", "6"],
         capture_output=True, text=True, timeout=120, cwd=ROOT,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
