@@ -112,6 +112,30 @@ async def _naive(ids: list[str], url: str, out: Path) -> dict[str, int]:
     return {"fetched": len(results), "not_found": not_found, "failed": 0, "batches": batches}
 
 
+def child_cli(csv: str, url: str) -> None:
+    """The whole command, `tmdb-ingest run CSV --genres '*' --votes-above -1`, in this
+    process; print one JSON line with its peak RSS and the summary's counts."""
+    import contextlib
+    import io
+
+    from tmdb_ingest.cli import main
+
+    os.environ["TMDB_API_KEY"] = API_KEY
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="bench-mem-cli-") as tmp:
+        argv = ["run", csv, "--out-dir", tmp, "--genres", "*", "--votes-above", "-1"]
+        argv += ["--tmdb-url", url, "--rate", f"{RATE:g}", "--concurrency", str(CONCURRENCY)]
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            code = main([*argv, "--json"])
+        if code != 0:
+            raise SystemExit(f"tmdb-ingest run exited {code}")
+        summary = json.loads(out.getvalue().strip().splitlines()[-1])
+    elapsed = time.perf_counter() - started
+    counts = {k: summary[k] for k in ("fetched", "not_found", "failed", "batches", "requests")}
+    print(json.dumps({"mode": "cli", "peak_mb": _peak_mb(), "elapsed_s": elapsed, **counts}))
+
+
 def child(mode: str, n: int, url: str) -> None:
     """Run one variant in this process; print one JSON line with its peak RSS."""
     import aiohttp  # noqa: F401 - the floor includes what every variant imports
@@ -229,11 +253,17 @@ def run(report: list[str], *, n: int | None = None, naive: bool | None = None) -
     ]
     if naive:
         modes.append(("naive", "baseline: gather every answer in a list, then write"))
+    csv = ""
+    if n >= FULL_N:
+        from benchmarks.bench_selection import ensure_full_size_file
+
+        csv = str(ensure_full_size_file())
+        modes.append(("cli", "ours: the whole `tmdb-ingest run` from the full-size CSV"))
     results: list[Result] = []
     emulator, url = _start_emulator()
     try:
         for mode, name in modes:
-            data = _run_child(mode, n, url)
+            data = _run_child(mode, n, url, csv=csv)
             results.append(
                 Result(
                     name=name,
@@ -330,7 +360,7 @@ def run_selection(report: list[str], *, sizes: tuple[int, ...] | None = None) ->
 def main(argv: list[str] | None = None) -> None:
     """Print the markdown sections, or run one variant with ``--child``."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_memory")
-    parser.add_argument("--child", choices=("ids", "ours", "naive", "select", "scan"))
+    parser.add_argument("--child", choices=("ids", "ours", "naive", "cli", "select", "scan"))
     parser.add_argument("--n", type=int, default=None)
     parser.add_argument("--url", default="")
     parser.add_argument("--csv", default="")
@@ -338,6 +368,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.child in ("select", "scan"):
         child_select(args.child, args.csv)
+        return
+    if args.child == "cli":
+        child_cli(args.csv, args.url)
         return
     if args.child:
         child(args.child, args.n or FULL_N, args.url)
