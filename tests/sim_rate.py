@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import contextlib
+import random
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -56,7 +57,10 @@ class SimServer:
 
     ``ceiling`` maps seconds since ``t0`` to the limit then. Answers take ``latency``
     seconds (429s ``throttle_latency``, as they are decided on arrival); ``retry_after``
-    is the header value sent with a 429, or None.
+    is the header value sent with a 429, or None. ``delay``, when given, is drawn for each
+    request: the seconds between its grant and its arrival (the real pipeline's requests
+    reach the server a millisecond after the grant, now and then tens of milliseconds:
+    an event-loop or scheduler stall on either side; see :func:`stalls`).
     """
 
     clock: Callable[[], float]
@@ -65,6 +69,7 @@ class SimServer:
     throttle_latency: float = 0.005
     retry_after: float | None = 1.0
     t0: float = 0.0
+    delay: Callable[[], float] | None = None
     admitted: deque[float] = field(default_factory=deque)
     log: list[tuple[str, float, bool]] = field(default_factory=list)  # client, t, throttled
 
@@ -99,6 +104,8 @@ class SimServer:
                 sent_at = await limiter.acquire()
                 if self.clock() >= self.t0 + until:
                     return
+                if self.delay is not None:
+                    await asyncio.sleep(self.delay())
                 if self.arrive(name):
                     await asyncio.sleep(self.latency)
                     limiter.on_answer(sent_at)
@@ -113,6 +120,22 @@ class SimServer:
         rows = [r for r in self.log if (name is None or r[0] == name) and since <= r[1] < until]
         throttled = sum(1 for r in rows if r[2])
         return Stats(requests=len(rows), admitted=len(rows) - throttled, throttled=throttled)
+
+
+def stalls(
+    seed: int = 0, share: float = 0.003, low: float = 0.02, high: float = 0.08
+) -> Callable[[], float]:
+    """Grant-to-arrival delays as measured through the real pipeline against the emulator
+    process: about 1 ms, but ``share`` of the requests ``low``-``high`` seconds late
+    (seeded, so deterministic). More than the pacer's 20 ms window margin, such a late
+    request shares the server's window with one sent a second after it: a 429 at a pace
+    that fits."""
+    rng = random.Random(seed)
+
+    def delay() -> float:
+        return rng.uniform(low, high) if rng.random() < share else 0.001
+
+    return delay
 
 
 @dataclass(frozen=True)
