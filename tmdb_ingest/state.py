@@ -246,9 +246,10 @@ class RunState:
 
     async def write_batch(self, name: str, ids: list[str], data: bytes) -> str:
         """Land one data file: manifest first, then the data. Returns the data key."""
-        await self.sink.put(self.layout.manifest_key(name), orjson.dumps(ids))
+        # If-None-Match: no key is ever overwritten, so a second writer cannot replace one.
+        await self.sink.put(self.layout.manifest_key(name), orjson.dumps(ids), if_none_match=True)
         key = self.layout.data_key(name)
-        await self.sink.put(key, data)
+        await self.sink.put(key, data, if_none_match=True)
         self.landed[name] = ids
         return key
 
@@ -256,7 +257,10 @@ class RunState:
         """Record ids that will not be in a data file (one atomic chunk)."""
         body = b"".join(e.to_json() + b"\n" for e in entries)
         await self.sink.put(
-            self.layout.outcomes_key(name), body, content_type="application/x-ndjson"
+            self.layout.outcomes_key(name),
+            body,
+            content_type="application/x-ndjson",
+            if_none_match=True,
         )
         self.reported[name] = entries
 
