@@ -296,7 +296,7 @@ class Lease:
         return record, etag
 
     def _expired(self, record: LeaseRecord) -> bool:
-        return self._wall() > record.expires_at() + dt.timedelta(seconds=self.skew)
+        return self._wall() >= record.expires_at() + dt.timedelta(seconds=self.skew)
 
     def _seconds_to_expiry(self, record: LeaseRecord) -> float:
         deadline = record.expires_at() + dt.timedelta(seconds=self.skew)
@@ -315,7 +315,8 @@ class Lease:
         )
         poll = self.ttl / 6  # the holder renews every ttl/3: two looks per renewal
         while True:
-            await self._sleep(max(0.0, min(poll, self._seconds_to_expiry(record))))
+            # never 0: a clock that has not moved must not spin this loop
+            await self._sleep(max(poll / 100, min(poll, self._seconds_to_expiry(record))))
             found = await self._read()
             if found is None:
                 return None
