@@ -28,14 +28,15 @@ import aiohttp
 
 from tmdb_ingest.batching import FileFormat
 from tmdb_ingest.deadline import Deadline
-from tmdb_ingest.errors import FatalError
+from tmdb_ingest.errors import FatalError, RunBusy
 from tmdb_ingest.fetchpool import fetch_all
 from tmdb_ingest.ids import is_imdb_id
 from tmdb_ingest.lander import Lander
+from tmdb_ingest.lease import FencedSink, Lease, lease_key
 from tmdb_ingest.ratelimit import Limiter
 from tmdb_ingest.settings import Settings
 from tmdb_ingest.sinks import LocalSink, S3Sink, Sink
-from tmdb_ingest.state import RunState, derive_run_id, in_shard
+from tmdb_ingest.state import RunState, derive_run_id, find_run, in_shard
 from tmdb_ingest.stopping import StopRequest
 from tmdb_ingest.summary import Progress, Snapshot, Summary
 from tmdb_ingest.tmdb import ClientPolicy, FetchResult, Outcome, TmdbClient
@@ -72,6 +73,7 @@ async def ingest(
     started_at: float | None = None,
     limiter: Limiter | None = None,
     stop: StopRequest | None = None,
+    holder: str | None = None,
 ) -> Summary:
     """Fetch every id from TMDB and land it in the sink, exactly once; return the summary.
 
@@ -83,9 +85,15 @@ async def ingest(
     :class:`~tmdb_ingest.ratelimit.Limiter`). ``started_at`` (on the event loop's clock)
     is when the time budget began; default: now. ``stop`` (a
     :class:`~tmdb_ingest.stopping.StopRequest`) stops the run cleanly when requested: no
-    new ids, the partial file landed, the state saved, ``done: false``. Raises
+    new ids, the partial file landed, the state saved, ``done: false``.
+
+    One invocation at a time holds a run and shard (a lease in the sink, see
+    :mod:`tmdb_ingest.lease`; ``holder`` names this one in it). When another holds it and
+    keeps it alive, :class:`~tmdb_ingest.errors.RunBusy` is raised (within about half the
+    lease TTL, with a ``busy`` summary) before anything is sent or written; a dead
+    holder's lease is taken over once it expires. Raises
     :class:`~tmdb_ingest.errors.FatalError` (with the summary so far as ``.summary``)
-    when the key is rejected, TMDB is not there, or the sink fails.
+    when the key is rejected, TMDB is not there, the sink fails or the lease is lost.
     """
     settings.require_credentials()
     if sink is None:
@@ -109,15 +117,18 @@ async def ingest(
         await sink.check()
         shard_ids = in_shard(valid, settings.shard)
         shard_malformed = in_shard(malformed, settings.shard)
+        selected = len(shard_ids) + len(shard_malformed)
+        lease = await _hold_lease(stack, sink, settings, run_id, holder, deadline, selected)
+        fenced = FencedSink(sink, lease)  # nothing is written once the lease is lost
         state = await RunState.open(
-            sink,
+            fenced,
             prefix=settings.prefix,
             run_id=run_id,
             shard=settings.shard,
             today=day,
             state_root=settings.state_root,
             file_format=FileFormat.from_settings(settings),
-            selected=len(shard_ids) + len(shard_malformed),
+            selected=selected,
         )
         client = TmdbClient.from_settings(settings, session=session, limiter=limiter)
         run = _Invocation(settings, state, deadline, client)
@@ -130,6 +141,58 @@ async def ingest(
         finally:
             unsubscribe()
     raise AssertionError("unreachable")  # pragma: no cover (mypy: async with may swallow)
+
+
+async def _hold_lease(
+    stack: AsyncExitStack,
+    sink: Sink,
+    settings: Settings,
+    run_id: str,
+    holder: str | None,
+    deadline: Deadline,
+    selected: int,
+) -> Lease:
+    """Take the run and shard's lease for the rest of ``stack``; stop the run if it is lost.
+
+    Raises :class:`~tmdb_ingest.errors.RunBusy` (with a ``busy`` summary) when another
+    invocation holds it; nothing has been sent or written then.
+    """
+    root, _meta = await find_run(
+        sink, prefix=settings.prefix, run_id=run_id, state_root=settings.state_root
+    )
+    key = lease_key(root, run_id, settings.shard)
+    hold = Lease.hold(
+        sink, key, ttl=settings.lease_ttl, run_id=run_id, shard=settings.shard, holder=holder
+    )
+    try:
+        lease = await stack.enter_async_context(hold)
+    except RunBusy as exc:
+        exc.summary = Summary(
+            run_id=run_id,
+            shard=str(settings.shard),
+            selected=selected,
+            skipped=0,
+            fetched=0,
+            not_found=0,
+            failed=0,
+            batches=0,
+            requests=0,
+            retries=0,
+            throttled=0,
+            elapsed_s=round(deadline.now() - deadline.start, 3),
+            done=False,
+            report=None,
+            busy=True,
+        )
+        raise
+
+    async def stop_when_lost() -> None:
+        await lease.lost.wait()
+        deadline.stop("the lease was lost")
+
+    watcher = asyncio.create_task(stop_when_lost(), name="lease-watch")
+    stack.callback(watcher.cancel)
+    return lease
 
 
 async def ingest_csv(

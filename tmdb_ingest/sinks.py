@@ -5,11 +5,21 @@ absent: an S3 PUT is atomic, and the local sink writes a temporary file and rena
 Writing the same key twice with the same bytes is harmless, which is what makes a retry
 after an ambiguous failure (the object landed but the client saw an error) safe: the
 retry overwrites the object with identical bytes instead of adding a second one.
+
+Conditional writes (S3's ``If-None-Match: *`` and ``If-Match: <etag>``, emulated by the
+local sink) keep two writers apart: ``put(..., if_none_match=True)`` creates a key only if
+it is absent, ``put(..., if_match=etag)`` and ``delete(..., if_match=etag)`` act only on
+the version that was read. A lost condition raises :class:`PreconditionFailed`, except
+when the object already holds exactly the bytes being written: a retried conditional PUT
+whose first attempt landed (the answer was lost) meets its own object and reports 412,
+and that is success, not a conflict.
 """
 
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import hashlib
 import os
 import random
 from collections.abc import AsyncIterator
@@ -17,21 +27,51 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from tmdb_ingest.errors import SinkError
+from tmdb_ingest.errors import PreconditionFailed, SinkError
 
-__all__ = ["LocalSink", "S3Sink", "Sink"]
+__all__ = ["LocalSink", "S3Sink", "Sink", "same_etag"]
+
+
+def same_etag(a: str, b: str) -> bool:
+    """Whether two ETags name the same version (S3 quotes them, but not always)."""
+    return a.strip('"') == b.strip('"')
 
 
 @runtime_checkable
 class Sink(Protocol):
     """Storage for data files and run state."""
 
-    async def put(self, key: str, body: bytes, *, content_type: str = "application/json") -> None:
-        """Write ``body`` at ``key``, whole or not at all. Raise SinkError when it cannot."""
+    async def put(
+        self,
+        key: str,
+        body: bytes,
+        *,
+        content_type: str = "application/json",
+        if_none_match: bool = False,
+        if_match: str | None = None,
+    ) -> str:
+        """Write ``body`` at ``key``, whole or not at all, and return its ETag.
+
+        ``if_none_match=True`` writes only if ``key`` does not exist; ``if_match=etag`` only
+        if its current ETag is ``etag``. When the condition fails and the object does not
+        already hold exactly ``body``, raise PreconditionFailed. Raise SinkError when the
+        write cannot be made.
+        """
         ...
 
     async def get(self, key: str) -> bytes | None:
         """Return the object at ``key``, or None when there is none."""
+        ...
+
+    async def get_with_etag(self, key: str) -> tuple[bytes, str] | None:
+        """Return the object at ``key`` and its ETag, or None when there is none."""
+        ...
+
+    async def delete(self, key: str, *, if_match: str | None = None) -> None:
+        """Delete ``key`` (absent is fine); with ``if_match``, only that version of it.
+
+        Raise PreconditionFailed when ``key`` holds another version than ``if_match``.
+        """
         ...
 
     def iter_keys(self, prefix: str) -> AsyncIterator[str]:
@@ -65,24 +105,51 @@ class LocalSink:
             raise SinkError(f"invalid key {key!r}")
         return self.root.joinpath(*parts)
 
-    async def put(self, key: str, body: bytes, *, content_type: str = "application/json") -> None:
+    async def put(
+        self,
+        key: str,
+        body: bytes,
+        *,
+        content_type: str = "application/json",
+        if_none_match: bool = False,
+        if_match: str | None = None,
+    ) -> str:
+        if if_none_match and if_match is not None:
+            raise ValueError("put: pass if_none_match or if_match, not both")
         path = self._path(key)
         try:
-            await asyncio.to_thread(self._write, path, body)
+            await asyncio.to_thread(self._write, path, body, if_none_match, if_match)
         except OSError as exc:
             raise SinkError(f"cannot write {path}: {exc.strerror or type(exc).__name__}") from None
+        return _etag(body)
 
     @staticmethod
-    def _write(path: Path, body: bytes) -> None:
+    def _write(path: Path, body: bytes, if_none_match: bool, if_match: str | None) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.{random.getrandbits(32):08x}.tmp")
         try:
             with open(tmp, "wb") as f:
                 f.write(body)
-            os.replace(tmp, path)  # atomic: readers see the old file or the new, never half
+            if if_none_match:
+                try:
+                    os.link(tmp, path)  # atomic and exclusive: fails if the name exists
+                except FileExistsError:
+                    if _read_or_none(path) != body:
+                        raise PreconditionFailed(f"cannot create {path}: it exists") from None
+            elif if_match is not None:
+                with _locked(path.parent):
+                    current = _read_or_none(path)
+                    if current is None:
+                        raise PreconditionFailed(f"cannot replace {path}: it does not exist")
+                    if not same_etag(_etag(current), if_match):
+                        if current == body:
+                            return
+                        raise PreconditionFailed(f"cannot replace {path}: it changed")
+                    os.replace(tmp, path)
+            else:
+                os.replace(tmp, path)  # atomic: readers see the old file or the new, never half
         finally:
-            if tmp.exists():
-                tmp.unlink()
+            tmp.unlink(missing_ok=True)
 
     async def get(self, key: str) -> bytes | None:
         path = self._path(key)
@@ -92,6 +159,32 @@ class LocalSink:
             return None
         except OSError as exc:
             raise SinkError(f"cannot read {path}: {exc.strerror or type(exc).__name__}") from None
+
+    async def get_with_etag(self, key: str) -> tuple[bytes, str] | None:
+        body = await self.get(key)
+        return None if body is None else (body, _etag(body))
+
+    async def delete(self, key: str, *, if_match: str | None = None) -> None:
+        path = self._path(key)
+        try:
+            await asyncio.to_thread(self._delete, path, if_match)
+        except OSError as exc:
+            raise SinkError(f"cannot delete {path}: {exc.strerror or type(exc).__name__}") from None
+
+    @staticmethod
+    def _delete(path: Path, if_match: str | None) -> None:
+        if if_match is None:
+            path.unlink(missing_ok=True)
+            return
+        if not path.parent.is_dir():
+            return
+        with _locked(path.parent):
+            current = _read_or_none(path)
+            if current is None:
+                return
+            if not same_etag(_etag(current), if_match):
+                raise PreconditionFailed(f"cannot delete {path}: it changed")
+            path.unlink()
 
     async def iter_keys(self, prefix: str) -> AsyncIterator[str]:
         keys = await asyncio.to_thread(self._list, prefix)
@@ -128,6 +221,41 @@ class LocalSink:
         return str(self._path(key))
 
 
+def _etag(body: bytes) -> str:
+    """The local sink's ETag: a hash of the content, quoted like S3's."""
+    return '"' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"'
+
+
+def _read_or_none(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
+
+
+class _locked:
+    """An exclusive flock on a folder: compare-and-swap in it is one step for every process.
+
+    Creating a file (``os.link``) needs no lock, being atomic on its own; replacing or
+    deleting one after comparing its ETag does, or two writers could both compare equal.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self._folder = folder
+        self._fd = -1
+
+    def __enter__(self) -> None:
+        self._fd = os.open(self._folder, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+        except BaseException:
+            os.close(self._fd)
+            raise
+
+    def __exit__(self, *exc_info: object) -> None:
+        os.close(self._fd)  # closing the descriptor releases the lock
+
+
 def _error_code(exc: Exception) -> str:
     response: Any = getattr(exc, "response", None)
     if isinstance(response, dict):
@@ -152,6 +280,14 @@ _FINAL_CODES = {
     "HTTP 403",
     "HTTP 404",
 }
+
+# What S3 answers when a condition fails: 412, or 404 for If-Match on a key that is gone.
+_CONDITION_CODES = {"PreconditionFailed", "412", "HTTP 412"}
+_MISSING_CODES = {"NoSuchKey", "404", "HTTP 404"}
+
+
+class _ConditionLost(Exception):
+    """Internal: S3 refused a conditional request (passes through the retry loop)."""
 
 
 class S3Sink:
@@ -230,30 +366,97 @@ class S3Sink:
             await asyncio.sleep(random.uniform(0.5, 1.0) * 2 ** (attempt - 1))
         raise AssertionError("unreachable")
 
-    async def put(self, key: str, body: bytes, *, content_type: str = "application/json") -> None:
-        await self._with_retries(
-            f"writing s3://{self.bucket}/{key}",
-            lambda: self.client.put_object(
-                Bucket=self.bucket, Key=key, Body=body, ContentType=content_type
-            ),
-        )
-
-    async def get(self, key: str) -> bytes | None:
+    async def put(
+        self,
+        key: str,
+        body: bytes,
+        *,
+        content_type: str = "application/json",
+        if_none_match: bool = False,
+        if_match: str | None = None,
+    ) -> str:
         from botocore.exceptions import ClientError
 
-        async def read() -> bytes | None:
+        if if_none_match and if_match is not None:
+            raise ValueError("put: pass if_none_match or if_match, not both")
+        conditions: dict[str, str] = {}
+        if if_none_match:
+            conditions["IfNoneMatch"] = "*"
+        if if_match is not None:
+            conditions["IfMatch"] = if_match
+
+        async def write() -> str:
+            try:
+                response = await self.client.put_object(
+                    Bucket=self.bucket, Key=key, Body=body, ContentType=content_type, **conditions
+                )
+            except ClientError as exc:
+                code = _error_code(exc)
+                if conditions and (
+                    code in _CONDITION_CODES or (if_match and code in _MISSING_CODES)
+                ):
+                    raise _ConditionLost from None
+                raise
+            return str(response["ETag"])
+
+        try:
+            etag: str = await self._with_retries(f"writing {self.uri(key)}", write)
+            return etag
+        except _ConditionLost:
+            pass
+        # botocore or the loop above may have retried a PUT that had in fact landed (a 500
+        # or a lost connection after the write): then the key holds our own bytes.
+        current = await self.get_with_etag(key)
+        if current is not None and current[0] == body:
+            return current[1]
+        why = "it exists" if if_none_match else "it changed"
+        raise PreconditionFailed(f"writing {self.uri(key)}: {why}")
+
+    async def get(self, key: str) -> bytes | None:
+        found = await self.get_with_etag(key)
+        return None if found is None else found[0]
+
+    async def get_with_etag(self, key: str) -> tuple[bytes, str] | None:
+        from botocore.exceptions import ClientError
+
+        async def read() -> tuple[bytes, str] | None:
             try:
                 response = await self.client.get_object(Bucket=self.bucket, Key=key)
             except ClientError as exc:
-                if _error_code(exc) in ("NoSuchKey", "404", "HTTP 404"):
+                if _error_code(exc) in _MISSING_CODES:
                     return None
                 raise
             async with response["Body"] as stream:
                 data: bytes = await stream.read()
-                return data
+                return data, str(response["ETag"])
 
-        result: bytes | None = await self._with_retries(f"reading s3://{self.bucket}/{key}", read)
+        result: tuple[bytes, str] | None = await self._with_retries(
+            f"reading {self.uri(key)}", read
+        )
         return result
+
+    async def delete(self, key: str, *, if_match: str | None = None) -> None:
+        from botocore.exceptions import ClientError
+
+        conditions = {"IfMatch": if_match} if if_match is not None else {}
+
+        async def remove() -> None:
+            try:
+                await self.client.delete_object(Bucket=self.bucket, Key=key, **conditions)
+            except ClientError as exc:
+                code = _error_code(exc)
+                if code in _MISSING_CODES:
+                    return  # already gone: what a delete wants (and a retried one meets)
+                if conditions and code in _CONDITION_CODES:
+                    raise _ConditionLost from None
+                raise
+
+        try:
+            await self._with_retries(f"deleting {self.uri(key)}", remove)
+        except _ConditionLost:
+            # Unlike a PUT, a lost condition here is not resolved by reading: the caller
+            # knows whose object it was (the lease re-reads its token).
+            raise PreconditionFailed(f"deleting {self.uri(key)}: it changed") from None
 
     async def iter_keys(self, prefix: str) -> AsyncIterator[str]:
         from botocore.exceptions import BotoCoreError, ClientError

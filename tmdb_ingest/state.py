@@ -43,7 +43,7 @@ from typing import Any
 import orjson
 
 from tmdb_ingest.batching import DATA_EXTENSIONS, JSON_ARRAY, FileFormat
-from tmdb_ingest.errors import SinkError
+from tmdb_ingest.errors import PreconditionFailed, SinkError
 from tmdb_ingest.settings import Settings, Shard
 from tmdb_ingest.sinks import Sink
 
@@ -284,7 +284,15 @@ class RunState:
         if meta is None:
             meta = {"run_id": run_id, "date": f"{today:%Y/%m/%d}", "started": _now()}
             meta["prefix"] = prefix
-            await sink.put(f"{root}/{run_id}/run.json", orjson.dumps(meta))
+            try:
+                # created once: shards starting on either side of midnight share one date
+                await sink.put(f"{root}/{run_id}/run.json", orjson.dumps(meta), if_none_match=True)
+            except PreconditionFailed:
+                root, meta = await find_run(
+                    sink, prefix=prefix, run_id=run_id, state_root=state_root
+                )
+                if meta is None:
+                    raise SinkError(f"run state of {run_id} vanished while it was read") from None
         layout = RunLayout(prefix, run_id, shard, meta["date"], root, file_format)
         state = await cls.read(sink, layout, meta=meta)
         state.started = state.started or _now()
@@ -382,9 +390,12 @@ class RunState:
 
     async def write_batch(self, name: str, ids: list[str], data: bytes) -> str:
         """Land one data file: manifest first, then the data. Returns the data key."""
-        await self.sink.put(self.layout.manifest_key(name), orjson.dumps(ids))
+        # If-None-Match: no key is ever overwritten, so a second writer cannot replace one.
+        await self.sink.put(self.layout.manifest_key(name), orjson.dumps(ids), if_none_match=True)
         key = self.layout.data_key(name)
-        await self.sink.put(key, data, content_type=self.layout.format.content_type)
+        await self.sink.put(
+            key, data, content_type=self.layout.format.content_type, if_none_match=True
+        )
         self.landed[name] = ids
         return key
 
@@ -392,7 +403,10 @@ class RunState:
         """Record ids that will not be in a data file (one atomic chunk)."""
         body = b"".join(e.to_json() + b"\n" for e in entries)
         await self.sink.put(
-            self.layout.outcomes_key(name), body, content_type="application/x-ndjson"
+            self.layout.outcomes_key(name),
+            body,
+            content_type="application/x-ndjson",
+            if_none_match=True,
         )
         self.reported[name] = entries
 

@@ -1,0 +1,22 @@
+"""The ``sink`` fixture: each test that takes it runs on a local folder and on moto's S3."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tmdb_ingest.sinks import LocalSink, S3Sink, Sink
+
+
+@pytest.fixture(name="sink", params=["local", "s3"])
+async def sink_fixture(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Sink]:
+    """A local sink in a temporary folder, or an S3 sink on a fresh bucket in moto."""
+    if request.param == "local":
+        yield LocalSink(tmp_path)
+        return
+    endpoint = request.getfixturevalue("s3_endpoint")
+    bucket = request.getfixturevalue("bucket")
+    async with S3Sink(bucket, endpoint_url=endpoint, region_name="us-east-1") as s3_sink:
+        yield s3_sink
