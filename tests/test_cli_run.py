@@ -157,16 +157,20 @@ def test_sigkill_at_random_moments_then_rerun_ends_exactly_once(
     exactly once."""
     rng = random.Random(seed)
     out = tmp_path / "out"
+    # a short lease: each new process waits out the killed one's (TTL + skew)
     env = {**os.environ, "TMDB_API_KEY": KEY}
+    env.update(TMDB_INGEST_LEASE_TTL="3", TMDB_INGEST_LEASE_SKEW="0.5")
     argv = [sys.executable, "-m", "tmdb_ingest", "run", str(csv), "--out-dir", str(out)]
     argv += ["--tmdb-url", tmdb.url, "--rate", "60", "--batch-size", "7", "--run-id", "kill"]
     for _ in range(4):
+        landed_before = len(list(out.glob("Raw/TMDB/JSON/2*/*/*/*.json")))
         proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
-            # a random moment after the run has started landing (start-up time varies
-            # with the machine's load)
+            # a random moment after this process has started landing (start-up time and
+            # the wait for the killed one's lease vary)
             for _ in range(600):
-                if proc.poll() is not None or any(out.glob("Raw/TMDB/JSON/2*/*/*/*.json")):
+                landed = len(list(out.glob("Raw/TMDB/JSON/2*/*/*/*.json")))
+                if proc.poll() is not None or landed > landed_before:
                     break
                 time.sleep(0.05)
             proc.wait(timeout=rng.uniform(0.0, 1.5))

@@ -4,6 +4,7 @@ SSM, and the TMDB emulator in a thread (the handler runs its own event loop)."""
 
 from __future__ import annotations
 
+import json
 import logging
 import subprocess
 import sys
@@ -18,6 +19,7 @@ import orjson
 import pytest
 from awslambdaric.lambda_context import LambdaContext
 
+from tests.helpers import read_s3
 from tmdb_ingest import lambda_handler
 from tmdb_ingest.credentials import parse_secret
 from tmdb_ingest.emulator.sample import generate_movies_csv
@@ -466,3 +468,47 @@ def test_the_image_lock_pins_exactly_the_runtime_dependencies() -> None:
     dockerfile = (ROOT / "examples" / "aws" / "Dockerfile").read_text()
     assert "requirements.lock" in dockerfile
     assert "--no-deps" in dockerfile
+
+
+def test_a_second_invocation_of_a_held_run_returns_busy_and_the_chain_finishes(
+    env: None, s3: Any, bucket: str, csv_key: tuple[str, list[str]], tmdb: EmulatorThread,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """Two invocations of one run at once (an S3 event delivered twice): the second returns
+    busy: true having sent nothing; the first's lease names its request id; the run then
+    ends with every id exactly once."""
+    import threading
+
+    key, ids = csv_key
+    monkeypatch.setenv("TMDB_INGEST_RATE", "20")
+    monkeypatch.setenv("TMDB_INGEST_LEASE_TTL", "3")
+    results: dict[str, Any] = {}
+    first_ctx = context(30.0)
+    worker = threading.Thread(
+        target=lambda: results.update(first=handler(s3_event(bucket, key), first_ctx))
+    )
+    worker.start()
+    try:
+        for _ in range(400):  # until the first holds the lease
+            listed = s3.list_objects_v2(Bucket=bucket, Prefix="Raw/TMDB/_state/")
+            leases = [
+                o["Key"] for o in listed.get("Contents", []) if o["Key"].endswith("lease.json")
+            ]
+            if leases:
+                break
+            time.sleep(0.05)
+        assert leases, "the first invocation never took the lease"
+        holder = json.loads(s3.get_object(Bucket=bucket, Key=leases[0])["Body"].read())["holder"]
+        assert holder == f"lambda:{first_ctx.aws_request_id}"
+        before = tmdb.stats.requests
+        second = handler(s3_event(bucket, key), context(30.0))
+    finally:
+        worker.join(timeout=60)
+    assert second["busy"] is True
+    assert second["done"] is False
+    assert second["requests"] == 0
+    assert tmdb.stats.requests >= before
+    first = results["first"]
+    assert first["done"] is True, first
+    assert "busy" not in first
+    read_s3(s3, bucket).assert_exactly_once(ids)

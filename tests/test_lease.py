@@ -117,7 +117,7 @@ async def test_two_acquirers_one_wins_the_other_is_busy(sink: Sink) -> None:
     while not loser.done() and clock() - start < TTL:
         await clock.advance(1)
     assert loser.done()
-    with pytest.raises(RunBusy, match=rf"busy: run run-x shard 0/1 is held by {winner} until"):
+    with pytest.raises(RunBusy, match=rf"run run-x shard 0/1 is held by {winner} until"):
         await loser
     assert clock() - start <= TTL / 2 + 1  # one renewal (ttl/3) plus one poll (ttl/6)
     assert held == [winner]

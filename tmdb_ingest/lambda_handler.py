@@ -128,7 +128,8 @@ async def _invoke(
     settings = Settings.from_env(env, **overrides)
     configure_logging(settings.secrets(), json=True, fields=fields)
     try:
-        summary = await ingest_csv(csv, settings, started_at=started)
+        holder = f"lambda:{fields['request_id']}" if fields.get("request_id") else None
+        summary = await ingest_csv(csv, settings, started_at=started, holder=holder)
     except RunBusy as exc:
         result = {**(exc.summary.as_dict() if exc.summary else {}), "done": False, "busy": True}
         log.warning("busy: %s", _one_line(exc), extra={FIELDS: result})

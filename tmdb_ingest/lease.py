@@ -325,7 +325,7 @@ class Lease:
                 if self._expired(now_record):
                     return found  # replaced by a lease that is already stale
                 raise RunBusy(
-                    f"busy: run {self.run_id} shard {self.shard} is held by"
+                    f"run {self.run_id} shard {self.shard} is held by"
                     f" {now_record.holder} until {now_record.expires}",
                     holder=now_record.holder,
                     until=now_record.expires,

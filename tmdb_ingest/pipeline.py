@@ -162,7 +162,13 @@ async def _hold_lease(
     )
     key = lease_key(root, run_id, settings.shard)
     hold = Lease.hold(
-        sink, key, ttl=settings.lease_ttl, run_id=run_id, shard=settings.shard, holder=holder
+        sink,
+        key,
+        ttl=settings.lease_ttl,
+        skew=settings.lease_skew,
+        run_id=run_id,
+        shard=settings.shard,
+        holder=holder,
     )
     try:
         lease = await stack.enter_async_context(hold)

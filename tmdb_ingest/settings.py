@@ -291,6 +291,8 @@ OPTIONS: tuple[Option, ...] = (
             section="tuning", metavar="N"),
     _option("lease_ttl", 30.0, "seconds a run's lease lasts unless renewed", _number,
             section="tuning", metavar="S"),
+    _option("lease_skew", 5.0, "seconds an expired lease is still respected (clock skew "
+            "between machines)", _number, section="tuning", metavar="S"),
 )
 # fmt: on
 OPTION = {option.name: option for option in OPTIONS}
@@ -341,6 +343,7 @@ class Settings:
     backoff_max: float = _D["backoff_max"]
     upload_concurrency: int = _D["upload_concurrency"]
     lease_ttl: float = _D["lease_ttl"]
+    lease_skew: float = _D["lease_skew"]
 
     def __post_init__(self) -> None:
         if self.bucket is not None and self.out_dir is not None:
@@ -379,6 +382,7 @@ class Settings:
         if self.compress not in (None, "gzip"):
             raise ConfigError("compress", f"must be gzip or none, got {self.compress!r}")
         _positive("lease_ttl", self.lease_ttl, low=3.0, high=3600)
+        _positive("lease_skew", self.lease_skew, low=0.0, high=600)
         _int("concurrency", self.concurrency, low=1, high=1_000)
         _int("batch_size", self.batch_size, low=1, high=10_000)
         if self.run_id is not None and not _RUN_ID_RE.match(self.run_id):

@@ -1,0 +1,113 @@
+"""Two invocations of one run: the lease lets exactly one write (moto over HTTP, a folder)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from tests.fixtures_emulator import EmulatorFactory
+from tests.helpers import ids, read_dir, read_s3
+from tmdb_ingest.emulator.server import EmulatorConfig, EmulatorThread
+from tmdb_ingest.errors import RunBusy
+from tmdb_ingest.pipeline import ingest
+from tmdb_ingest.settings import Settings
+
+KEY = "test-api-key"
+
+
+def settings(tmdb_url: str, **changes: Any) -> Settings:
+    base: dict[str, Any] = {
+        "tmdb_url": tmdb_url,
+        "api_key": KEY,
+        "rate": 200,
+        "concurrency": 10,
+        "batch_size": 50,
+        "run_id": "twice",
+        "lease_ttl": 3.0,
+        "lease_skew": 0.5,
+    }
+    base.update(changes)
+    return Settings(**base)
+
+
+async def test_two_invocations_started_together_land_every_movie_once(
+    emulator_factory: EmulatorFactory, s3: Any, bucket: str, s3_endpoint: str
+) -> None:
+    """Of two invocations started at the same moment one runs, the other is busy having
+    sent and written nothing; a third after both finds everything done."""
+    emu = await emulator_factory(EmulatorConfig(latency_ms=20))
+    selected = ids(800)
+    conf = settings(emu.url, bucket=bucket, s3_endpoint_url=s3_endpoint)
+    first, second = await asyncio.gather(
+        ingest(selected, conf), ingest(selected, conf), return_exceptions=True
+    )
+    outcomes = [first, second]
+    busy = [o for o in outcomes if isinstance(o, RunBusy)]
+    done = [o for o in outcomes if not isinstance(o, BaseException)]
+    assert len(busy) == 1, outcomes
+    assert len(done) == 1, outcomes
+    assert str(busy[0]).startswith("run twice shard 0/1 is held by ")
+    summary = busy[0].summary
+    assert summary is not None
+    assert summary.busy is True
+    assert summary.done is False
+    assert summary.requests == 0
+    assert summary.as_dict()["busy"] is True
+    assert done[0].done
+    assert emu.stats.requests == done[0].requests  # the busy one sent nothing
+
+    third = await ingest(selected, conf)
+    assert third.done
+    assert third.requests == 0
+    assert third.skipped == len(selected)
+    assert emu.stats.requests <= 1.05 * len(selected)
+    landed = read_s3(s3, bucket)
+    landed.assert_exactly_once(selected)
+    assert not [k for k in landed.other if k.endswith("lease.json")]  # released
+
+
+def test_a_second_command_while_the_first_runs_exits_4_busy(tmp_path: Path) -> None:
+    """`tmdb-ingest run` twice on one folder: the second exits 4 with a one-line reason and a
+    busy JSON summary, within about one lease TTL; the first finishes exactly once."""
+    from tmdb_ingest.emulator.sample import generate_movies_csv
+    from tmdb_ingest.selection import select_ids
+
+    csv = tmp_path / "movies.csv"
+    generate_movies_csv(csv, movies=8000, seed=9)
+    out = tmp_path / "out"
+    with EmulatorThread(EmulatorConfig(latency_ms=10)) as tmdb:
+        env = {**os.environ, "TMDB_API_KEY": KEY, "TMDB_INGEST_LEASE_TTL": "3"}
+        argv = [sys.executable, "-m", "tmdb_ingest", "run", str(csv), "--out-dir", str(out)]
+        argv += ["--tmdb-url", tmdb.url, "--rate", "40", "--batch-size", "7", "--json"]
+        first = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            for _ in range(600):
+                if first.poll() is not None or any(out.glob("Raw/TMDB/JSON/2*/*/*/*.json")):
+                    break
+                time.sleep(0.05)
+            assert first.poll() is None, "the first run ended before the second started"
+            requests_before = tmdb.stats.requests
+            second = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60)
+            assert first.poll() is None, "the first run must still hold the lease"
+            requests_during = tmdb.stats.requests
+        finally:
+            _out, err_first = first.communicate(timeout=120)
+    assert second.returncode == 4, second.stderr
+    lines = [line for line in second.stderr.splitlines() if line.startswith("tmdb-ingest:")]
+    assert len(lines) == 1
+    assert lines[0].startswith("tmdb-ingest: busy: run ")
+    assert " is held by " in lines[0]
+    assert " until " in lines[0]
+    summary = json.loads(second.stdout.strip().splitlines()[-1])
+    assert summary["busy"] is True
+    assert summary["done"] is False
+    assert summary["requests"] == 0
+    assert requests_during >= requests_before  # the first kept going meanwhile
+    assert first.returncode == 0, err_first
+    read_dir(out).assert_exactly_once(select_ids(csv).ids)
