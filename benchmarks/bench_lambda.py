@@ -122,9 +122,13 @@ def run(report: list[str], *, timeout: float | None = None) -> None:
     print(f"lambda: one invocation with a {timeout:g} s timeout ...", file=sys.stderr)
     r = measure(timeout, movies)
     print(f"lambda: {r}", file=sys.stderr)
+    import datetime as dt
+
     report += [
         "## One Lambda invocation: the timeout used",
         "",
+        f"Measured on {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC by "
+        "`python -m benchmarks --only lambda`. "
         f"`tmdb_ingest.lambda_handler.handler` under awslambdaric's `LambdaContext` with a "
         f"{timeout:g} s timeout, rate {RATE:g}, concurrency 20, the emulator at "
         f"{LATENCY_MS:g} ms median latency and moto's S3 server each in their own process, on "
