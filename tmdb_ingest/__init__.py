@@ -32,15 +32,18 @@ if TYPE_CHECKING:
         ConfigError,
         FatalError,
         InputError,
+        LeaseLost,
         RunBusy,
         SinkError,
         TmdbIngestError,
+        TmdbUnreachable,
     )
     from tmdb_ingest.pipeline import ingest, ingest_csv
     from tmdb_ingest.ratelimit import Limiter
     from tmdb_ingest.selection import Selection, select_ids, select_ids_async
     from tmdb_ingest.settings import Secret, Settings, Shard
     from tmdb_ingest.sinks import LocalSink, S3Sink, Sink
+    from tmdb_ingest.stopping import StopRequest
     from tmdb_ingest.summary import Summary
 
     __version__: str
@@ -48,8 +51,8 @@ if TYPE_CHECKING:
 # public name -> the module that defines it
 _LAZY = {
     **dict.fromkeys(
-        ("AuthError", "ConfigError", "FatalError", "InputError", "RunBusy", "SinkError",
-         "TmdbIngestError"),
+        ("AuthError", "ConfigError", "FatalError", "InputError", "LeaseLost", "RunBusy",
+         "SinkError", "TmdbIngestError", "TmdbUnreachable"),
         "errors",
     ),
     **dict.fromkeys(("ingest", "ingest_csv"), "pipeline"),
@@ -57,6 +60,7 @@ _LAZY = {
     **dict.fromkeys(("Selection", "select_ids", "select_ids_async"), "selection"),
     **dict.fromkeys(("Secret", "Settings", "Shard"), "settings"),
     **dict.fromkeys(("LocalSink", "S3Sink", "Sink"), "sinks"),
+    "StopRequest": "stopping",
     "Summary": "summary",
 }  # fmt: skip
 
@@ -65,6 +69,7 @@ __all__ = [
     "ConfigError",
     "FatalError",
     "InputError",
+    "LeaseLost",
     "Limiter",
     "LocalSink",
     "RunBusy",
@@ -75,8 +80,10 @@ __all__ = [
     "Shard",
     "Sink",
     "SinkError",
+    "StopRequest",
     "Summary",
     "TmdbIngestError",
+    "TmdbUnreachable",
     "__version__",
     "ingest",
     "ingest_csv",
