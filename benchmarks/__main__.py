@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from benchmarks import (
+    bench_bad_days,
     bench_formats,
     bench_lambda,
     bench_memory,
@@ -26,7 +27,16 @@ from benchmarks import (
 from benchmarks._common import machine_lines
 
 ROOT = Path(__file__).resolve().parent.parent
-BENCHMARKS = ("throughput", "memory", "selection", "resume", "formats", "rate", "lambda")
+BENCHMARKS = (
+    "throughput",
+    "memory",
+    "selection",
+    "resume",
+    "formats",
+    "rate",
+    "bad_days",
+    "lambda",
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -65,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
         bench_formats.run(sections, n=1_000 if args.quick else 10_000)
     if "rate" in only:
         bench_rate.run(sections, png=args.out.parent / "rate-auto.png")
+    if "bad_days" in only:
+        bench_bad_days.run(sections)
     if "lambda" in only:
         bench_lambda.run(sections, timeout=60 if args.quick else None)
     took = time.perf_counter() - started

@@ -83,6 +83,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="share of ids that are 404 (default 0.05)",
     )
     parser.add_argument(
+        "--broken-rate",
+        type=_probability,
+        default=0.0,
+        metavar="P",
+        help="share of ids that answer 500 to every request (default 0)",
+    )
+    parser.add_argument(
         "--fault-rate",
         type=_probability,
         default=0.0,
@@ -128,6 +135,7 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         limit_schedule=args.limit_schedule,
         retry_after=args.retry_after,
         missing_rate=args.missing_rate,
+        broken_rate=args.broken_rate,
         fault_rate=args.fault_rate,
         faults=args.faults,
         stall_s=args.stall_s,
