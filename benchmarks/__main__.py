@@ -101,6 +101,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.only != ",".join(BENCHMARKS) and args.out.exists():
         # A partial run replaces its own sections and keeps the others' measurements.
         sections = _splice(args.out.read_text(encoding="utf-8"), sections)
+        run_on = page.index(next(line for line in page if line.startswith("Run on ")))
+        page[run_on] = (
+            f"The last partial run (`{command}`) on {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} "
+            "UTC replaced its own sections; the others keep the measurements of earlier runs, "
+            "with the machine as it was then. `make bench` runs them all."
+        )
     page += sections
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(page).rstrip() + "\n", encoding="utf-8")

@@ -276,9 +276,7 @@ class _Invocation:
             async with self.client, lander.uploading():
                 for imdb_id in bad:
                     await lander.reserve()
-                    lander.accept(
-                        FetchResult(imdb_id, Outcome.FAILED, reason="malformed IMDb id; not sent")
-                    )
+                    lander.accept(FetchResult(imdb_id, Outcome.FAILED, reason=_MALFORMED))
                 todo = await self._first(todo)
                 await fetch_all(
                     self.client,
