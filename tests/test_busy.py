@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.fixtures_emulator import EmulatorFactory
 from tests.helpers import ids, read_dir, read_s3
 from tmdb_ingest.emulator.server import EmulatorConfig, EmulatorThread
@@ -111,3 +113,33 @@ def test_a_second_command_while_the_first_runs_exits_4_busy(tmp_path: Path) -> N
     assert requests_during >= requests_before  # the first kept going meanwhile
     assert first.returncode == 0, err_first
     read_dir(out).assert_exactly_once(select_ids(csv).ids)
+
+
+async def test_a_dead_holders_lease_that_outlasts_the_budget_makes_the_run_busy(
+    emulator_factory: EmulatorFactory, tmp_path: Path
+) -> None:
+    """A lease left by a killed holder that expires after this invocation's budget: the
+    run does not overrun its budget waiting, it is busy, having sent and written nothing."""
+    import datetime as dt
+
+    from tmdb_ingest.lease import LeaseRecord, lease_key
+    from tmdb_ingest.settings import Shard
+
+    emu = await emulator_factory(EmulatorConfig())
+    now = dt.datetime.now(dt.UTC)
+    stale = LeaseRecord(
+        run_id="twice", shard="0/1", holder="killed/123", token="t0", epoch=1, renewal=3,
+        started=now.isoformat(), expires=(now + dt.timedelta(seconds=60)).isoformat(),
+    )  # fmt: skip
+    key = lease_key("Raw/TMDB/_state", "twice", Shard())
+    (tmp_path / key).parent.mkdir(parents=True)
+    (tmp_path / key).write_bytes(stale.to_json())
+    conf = settings(emu.url, out_dir=tmp_path, time_budget=3.0, lease_ttl=30.0)
+    # the lease expires in 60 s: "outlasts" shows the wait ended at the budget, not at expiry
+    with pytest.raises(RunBusy, match="outlasts this invocation's time budget") as caught:
+        await ingest(ids(50), conf)
+    assert caught.value.summary is not None
+    assert caught.value.summary.busy
+    assert emu.stats.requests == 0
+    written = [p for p in tmp_path.rglob("*") if p.is_file() and p.name != "lease.json"]
+    assert written == []

@@ -170,8 +170,18 @@ async def _hold_lease(
         shard=settings.shard,
         holder=holder,
     )
+    # Waiting out a dead holder's lease (up to TTL + skew) must not outlast the budget.
+    end = deadline.end
+    until = None if end is None else end - deadline.flush_reserve()
     try:
-        lease = await stack.enter_async_context(hold)
+        try:
+            async with asyncio.timeout_at(until):
+                lease = await stack.enter_async_context(hold)
+        except TimeoutError:
+            raise RunBusy(
+                f"run {run_id} shard {settings.shard} is held by another invocation whose "
+                "lease outlasts this invocation's time budget; nothing was done"
+            ) from None
     except RunBusy as exc:
         exc.summary = Summary(
             run_id=run_id,

@@ -462,7 +462,8 @@ class TmdbClient:
 
 
 def _safe_url(url: str) -> str:
-    """The URL without any user:password part."""
+    """The URL without a user:password part, a query or a fragment (either may hold a key)."""
     scheme, sep, rest = url.partition("://")
     host, slash, path = rest.partition("/")
+    path = path.split("?", 1)[0].split("#", 1)[0]
     return f"{scheme}{sep}{host.rpartition('@')[2]}{slash}{path}"
