@@ -73,7 +73,7 @@ def run_demo(movies: int = 8000, seed: int = 7) -> int:
             print(f"2. TMDB emulator at {emulator.url} (150 ms median, limit 50/s)")
             print(f"3. S3 (moto) at {s3_url}, bucket {DEMO_BUCKET}")
             settings = Settings.from_env(
-                env={},
+                {},  # the demo's own settings, whatever the shell's TMDB_INGEST_* say
                 bucket=DEMO_BUCKET,
                 s3_endpoint_url=s3_url,
                 tmdb_url=emulator.url,
