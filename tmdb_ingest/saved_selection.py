@@ -364,7 +364,7 @@ def _s3_client_of(sink: Sink, settings: Settings) -> Any:
 
     # One client fewer to open: a resume is a HeadObject and two GETs, and opening a
     # client costs about as much as all three.
-    if isinstance(sink, S3Sink) and sink._endpoint_url == settings.s3_endpoint_url:
+    if isinstance(sink, S3Sink) and sink.endpoint_url == settings.s3_endpoint_url:
         return sink.client
     return None
 

@@ -345,6 +345,11 @@ class S3Sink:
             self._client = None
 
     @property
+    def endpoint_url(self) -> str | None:
+        """The S3 endpoint this sink talks to (None: AWS's own)."""
+        return self._endpoint_url
+
+    @property
     def client(self) -> Any:
         if self._client is None:
             raise RuntimeError("use `async with S3Sink(...)` before calling it")
