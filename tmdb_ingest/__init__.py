@@ -18,13 +18,8 @@ before a command needs them.
 
 from __future__ import annotations
 
-import time as _time
-
-# When the process started using the package: the CLI counts its time budget from here.
-_STARTED_AT = _time.monotonic()
-
-from importlib import import_module as _import_module  # noqa: E402
-from typing import TYPE_CHECKING, Any  # noqa: E402
+from importlib import import_module as _import_module
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from tmdb_ingest.errors import (

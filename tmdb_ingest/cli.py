@@ -15,11 +15,11 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
+import time
 from argparse import Namespace
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-import tmdb_ingest
 from tmdb_ingest.cli_parser import build_parser, flags_given
 from tmdb_ingest.errors import ConfigError, InputError, RunBusy, TmdbIngestError
 from tmdb_ingest.logs import redact
@@ -63,9 +63,8 @@ async def _run(args: Namespace, stop: StopRequest) -> Summary:
         settings.require_sink()
         configure_logging(settings.secrets(), verbose=args.verbose)
         with progress_for(sys.stderr) as progress:
-            started = tmdb_ingest._STARTED_AT  # the budget counts from start-up
             return await ingest_csv(
-                args.csv, settings, progress=progress, started_at=started, stop=stop
+                args.csv, settings, progress=progress, started_at=args.started_at, stop=stop
             )
 
 
@@ -112,6 +111,7 @@ def _stopped(args: Namespace, exc: TmdbIngestError, label: str) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code."""
+    started_at = time.monotonic()  # the time budget counts from here (loop clock = monotonic)
     parser = build_parser()
     try:  # argparse exits (2 for bad usage, 0 for --help): return the code instead
         args, extra = parser.parse_known_args(argv)
@@ -119,6 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    args.started_at = started_at
     try:
         if args.command == "select":
             return _cmd_select(args)

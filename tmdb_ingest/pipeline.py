@@ -171,8 +171,9 @@ async def _hold_lease(
         holder=holder,
     )
     # Waiting out a dead holder's lease (up to TTL + skew) must not outlast the budget.
+    # (At least a second: a free lease is taken at once, even with the budget spent.)
     end = deadline.end
-    until = None if end is None else end - deadline.flush_reserve()
+    until = None if end is None else max(end - deadline.flush_reserve(), deadline.now() + 1.0)
     try:
         try:
             async with asyncio.timeout_at(until):
