@@ -295,6 +295,8 @@ class Emulator:
             "max_in_window": stats.max_in_window(1.0),
             "faults": dict(stats.faults),
         }
+        if request.query.get("arrivals"):
+            body["arrivals"] = stats.arrivals  # time.monotonic(): comparable across processes
         return web.Response(body=orjson.dumps(body), content_type="application/json")
 
     async def _unknown(self, request: web.Request) -> web.StreamResponse:
