@@ -31,8 +31,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from benchmarks._common import API_KEY, EmulatorProcess, free_port
-from benchmarks.bench_lambda import MotoProcess
+from benchmarks._common import API_KEY, EmulatorProcess, free_port, moto_process
 
 BUCKET = "bench-bad-days"
 
@@ -225,7 +224,7 @@ def run(report: list[str]) -> None:
         print(f"bad days: wrong urls {urls}", file=sys.stderr)
         repair = failed_then_healthy(csv, tmp, env)
         print(f"bad days: failed then healthy {repair}", file=sys.stderr)
-        with MotoProcess() as moto, EmulatorProcess("--latency-ms", "150") as tmdb:
+        with moto_process() as moto_url, EmulatorProcess("--latency-ms", "150") as tmdb:
             env.update(
                 AWS_ACCESS_KEY_ID="bench",
                 AWS_SECRET_ACCESS_KEY="bench",
@@ -233,16 +232,16 @@ def run(report: list[str]) -> None:
             )
             s3 = boto3.client(
                 "s3",
-                endpoint_url=moto.url,
+                endpoint_url=moto_url,
                 region_name="us-east-1",
                 aws_access_key_id="bench",
                 aws_secret_access_key="bench",  # moto's dummy credentials
             )
             s3.create_bucket(Bucket=BUCKET)
             s3.upload_file(str(csv), BUCKET, "movies.csv")
-            twice = two_at_once(csv, env, s3, moto.url, tmdb.url)
+            twice = two_at_once(csv, env, s3, moto_url, tmdb.url)
             print(f"bad days: two at once {twice}", file=sys.stderr)
-            killed = kill_then_take_over(csv, env, moto.url, tmdb.url)
+            killed = kill_then_take_over(csv, env, moto_url, tmdb.url)
             print(f"bad days: kill then take over {killed}", file=sys.stderr)
             s3.close()
     selected = twice["selected"]

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,45 +23,12 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from benchmarks._common import API_KEY, EmulatorProcess, env_int, free_port
+from benchmarks._common import API_KEY, EmulatorProcess, env_int, moto_process
 
 RATE = 40.0
 LATENCY_MS = 150.0
 BUCKET = "bench-lambda"
 CSV_KEY = "Raw/Local/CSV/movies.csv"
-
-
-class MotoProcess:
-    """moto's S3 server in its own process; stopped on exit, also on error."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def __enter__(self) -> MotoProcess:
-        command = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)]
-        self.process = subprocess.Popen(
-            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        for _ in range(200):
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return self
-            except OSError:
-                time.sleep(0.05)
-        self.__exit__()
-        raise RuntimeError("moto's server did not start")
-
-    def __exit__(self, *exc: object) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-            self.process = None
 
 
 def measure(timeout: float, movies: int) -> dict[str, Any]:
@@ -78,12 +43,12 @@ def measure(timeout: float, movies: int) -> dict[str, Any]:
         csv = Path(tmp) / "movies.csv"
         generate_movies_csv(csv, movies=movies, seed=11)
         emulator_args = ("--latency-ms", f"{LATENCY_MS:g}", "--missing-rate", "0.02")
-        with MotoProcess() as moto, EmulatorProcess(*emulator_args) as emulator:
+        with moto_process() as moto_url, EmulatorProcess(*emulator_args) as emulator:
             os.environ.update(
                 AWS_ACCESS_KEY_ID="bench",
                 AWS_SECRET_ACCESS_KEY="bench",  # moto's dummy credentials
                 AWS_DEFAULT_REGION="us-east-1",
-                AWS_ENDPOINT_URL_S3=moto.url,
+                AWS_ENDPOINT_URL_S3=moto_url,
                 TMDB_URL=emulator.url,
                 TMDB_API_KEY=API_KEY,
                 TMDB_INGEST_RATE=f"{RATE:g}",
@@ -91,7 +56,7 @@ def measure(timeout: float, movies: int) -> dict[str, Any]:
                 TMDB_INGEST_GENRES="*",
                 TMDB_INGEST_VOTES_ABOVE="-1",
             )
-            s3 = boto3.client("s3", endpoint_url=moto.url)
+            s3 = boto3.client("s3", endpoint_url=moto_url)
             s3.create_bucket(Bucket=BUCKET)
             s3.upload_file(str(csv), BUCKET, CSV_KEY)
             s3.close()

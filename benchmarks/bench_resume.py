@@ -20,24 +20,19 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
-import os
-import socket
 import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
-from benchmarks._common import free_port
+from benchmarks._common import moto_process
 from benchmarks.bench_selection import ensure_full_size_file
 
 ROOT = Path(__file__).resolve().parent.parent
 BUCKET = "bench-resume"
 KEY = "in/movies.csv"
 DAY = dt.date(2026, 12, 1)
-MOTO_ARGS = ("-H", "127.0.0.1", "-p")
 SELECTIONS = (
     ("default (Sci-Fi or Fantasy, > 1000 votes)", ("Sci-Fi", "Fantasy"), 1000),
     ("whole catalogue (`*`, -1)", ("*",), -1),
@@ -57,38 +52,6 @@ got = asyncio.run(main())
 print(json.dumps({"resumed": got.resumed, "ids": len(got.ids), "polars": "polars" in sys.modules,
                   "in_process_s": time.perf_counter() - started}))
 """
-
-
-@contextmanager
-def moto_process() -> Iterator[str]:
-    """moto's S3 server in its own process; yield its URL; stop it on exit."""
-    os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
-    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
-    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-c", "from moto.server import main; main()", *MOTO_ARGS, str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(200):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.05)
-        else:
-            raise RuntimeError("moto's server did not start")
-        yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 async def _resolve(uri: str, overrides: dict[str, object]) -> tuple[float, int, bool, int]:
