@@ -96,9 +96,51 @@ async def ingest(
     :class:`~tmdb_ingest.errors.FatalError` (with the summary so far as ``.summary``)
     when the key is rejected, TMDB is not there, the sink fails or the lease is lost.
     """
+    if started_at is None:
+        started_at = asyncio.get_running_loop().time()  # opening the sink counts too
     settings.require_credentials()
     if sink is None:
         settings.require_sink()
+    async with AsyncExitStack() as stack:
+        sink = await _checked_sink(stack, sink, settings)
+        return await _ingest_into(
+            ids,
+            settings,
+            sink,
+            session=session,
+            progress=progress,
+            today=today,
+            started_at=started_at,
+            limiter=limiter,
+            stop=stop,
+            holder=holder,
+        )
+    raise AssertionError("unreachable")  # pragma: no cover (mypy: async with may swallow)
+
+
+async def _checked_sink(stack: AsyncExitStack, sink: Sink | None, settings: Settings) -> Sink:
+    """``sink``, or the one ``settings`` name opened on ``stack``; checked either way."""
+    if sink is None:
+        opened: Sink = await stack.enter_async_context(open_sink(settings))
+        sink = opened
+    await sink.check()
+    return sink
+
+
+async def _ingest_into(
+    ids: Iterable[str],
+    settings: Settings,
+    sink: Sink,
+    *,
+    session: aiohttp.ClientSession | None = None,
+    progress: Progress | None = None,
+    today: dt.date | None = None,
+    started_at: float | None = None,
+    limiter: Limiter | None = None,
+    stop: StopRequest | None = None,
+    holder: str | None = None,
+) -> Summary:
+    """:func:`ingest` into an opened and checked ``sink``."""
     deadline = Deadline(
         settings.time_budget,
         start=started_at,
@@ -112,10 +154,6 @@ async def ingest(
     run_id = settings.run_id or derive_run_id(valid, settings, day)
 
     async with AsyncExitStack() as stack:
-        if sink is None:
-            opened: Sink = await stack.enter_async_context(open_sink(settings))
-            sink = opened
-        await sink.check()
         shard_ids = in_shard(valid, settings.shard)
         shard_malformed = in_shard(malformed, settings.shard)
         selected = len(shard_ids) + len(shard_malformed)
@@ -250,11 +288,10 @@ async def ingest_csv(
     kwargs.setdefault("started_at", asyncio.get_running_loop().time())
     settings.require_credentials()
     day = today or dt.datetime.now(dt.UTC).date()
+    if sink is None:
+        settings.require_sink()
     async with AsyncExitStack() as stack:
-        if sink is None:
-            opened: Sink = await stack.enter_async_context(open_sink(settings))
-            sink = opened
-        await sink.check()
+        sink = await _checked_sink(stack, sink, settings)
         chosen = await resolve_selection(csv, settings, sink, day=day)
         if chosen.resumed:
             log.info("run %s: %d ids, as saved with the run", chosen.run_id, len(chosen.ids))
@@ -264,7 +301,7 @@ async def ingest_csv(
                 *(len(chosen.ids), chosen.source, chosen.rows or 0, chosen.invalid_ids or 0),
             )
         run_settings = settings.replace(run_id=chosen.run_id)
-        return await ingest(chosen.ids, run_settings, sink=sink, today=day, **kwargs)
+        return await _ingest_into(chosen.ids, run_settings, sink, today=day, **kwargs)
     raise AssertionError("unreachable")  # pragma: no cover (mypy: async with may swallow)
 
 
