@@ -177,8 +177,9 @@ class Lander:
                 await self._jobs.join()
         except TimeoutError:
             log.warning(
-                "time budget: %d uploads not finished; the next run redoes them",
-                self._jobs.qsize() + self._upload_concurrency,
+                "time budget: uploads still running and %d queued were cancelled; "
+                "the next run redoes them",
+                self._jobs.qsize(),
             )
 
     async def _uploader(self) -> None:
