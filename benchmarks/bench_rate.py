@@ -108,6 +108,11 @@ class Recorder:
         self.events.append((sent_at, 0))
         self.inner.on_answer(sent_at)
 
+    def stated_limit(self, limit: float) -> None:
+        hook = getattr(self.inner, "stated_limit", None)
+        if hook is not None:
+            hook(limit)
+
     def on_throttle(self, sent_at: float, retry_after: float | None) -> None:
         self.events.append((sent_at, 1))
         self.inner.on_throttle(sent_at, retry_after)

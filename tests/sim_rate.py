@@ -70,6 +70,7 @@ class SimServer:
     retry_after: float | None = 1.0
     t0: float = 0.0
     delay: Callable[[], float] | None = None
+    state_limit: bool = True
     admitted: deque[float] = field(default_factory=deque)
     log: list[tuple[str, float, bool]] = field(default_factory=list)  # client, t, throttled
 
@@ -110,7 +111,11 @@ class SimServer:
                     await asyncio.sleep(self.latency)
                     limiter.on_answer(sent_at)
                 else:
+                    stated = self.ceiling(self.clock() - self.t0)
                     await asyncio.sleep(self.throttle_latency)
+                    hook = getattr(limiter, "stated_limit", None)
+                    if self.state_limit and hook is not None:
+                        hook(stated)
                     limiter.on_throttle(sent_at, self.retry_after)
 
         await asyncio.gather(*(worker() for _ in range(workers)))

@@ -10,6 +10,7 @@ import asyncio
 import bisect
 import itertools
 import random
+from collections.abc import Callable
 
 import pytest
 
@@ -46,14 +47,19 @@ def test_make_limiter_gives_auto_or_today_s_fixed_limiter() -> None:
     assert fixed.rate == 40
 
 
+STATED = pytest.mark.parametrize("stated", [True, False], ids=["stated", "unstated"])
+
+
+@STATED
 @pytest.mark.parametrize(
     ("ceiling", "min_share"),
     [(12, 0.88), (25, 0.92), (45, 0.92)],  # below, at and above the start rate (25)
 )
-async def test_finds_a_hidden_ceiling(ceiling: int, min_share: float) -> None:
-    """Over 70 s, incl. the start, it gets most of the ceiling with under 1% of 429s."""
+async def test_finds_a_hidden_ceiling(ceiling: int, min_share: float, stated: bool) -> None:
+    """Over 70 s, incl. the start, it gets most of the ceiling with under 1% of 429s,
+    whether the 429s state the limit or not."""
     with virtual_time() as clock:
-        server = SimServer(clock, lambda t: ceiling, t0=clock())
+        server = SimServer(clock, lambda t: ceiling, t0=clock(), state_limit=stated)
         await server.client("a", auto(clock), until=70)
     stats = server.stats()
     assert stats.admitted >= min_share * ceiling * 70
@@ -91,15 +97,19 @@ async def test_never_above_max_rate_and_never_a_burst() -> None:
     assert server.stats(since=10).admitted >= 0.95 * 50 * 20
 
 
-async def test_follows_a_ceiling_that_drops_and_recovers() -> None:
-    """45 -> 25 at 30 s -> 45 at 100 s: it settles under 25, then climbs back near 45."""
+@STATED
+async def test_follows_a_ceiling_that_drops_and_recovers(stated: bool) -> None:
+    """45 -> 25 at 30 s -> 45 at 100 s: it settles under 25, then climbs back near 45:
+    a probe that fills a slot above w_max without a 429 starts slow start again."""
 
     def ceiling(t: float) -> float:
         return 25 if 30 <= t < 100 else 45
 
     with virtual_time() as clock:
-        server = SimServer(clock, ceiling, t0=clock())
-        await server.client("a", auto(clock), until=200)
+        server = SimServer(clock, ceiling, t0=clock(), state_limit=stated)
+        limiter = auto(clock)
+        await server.client("a", limiter, until=200)
+    assert limiter.restarts >= 1
     low = server.stats(since=40, until=100)
     assert low.admitted >= 0.9 * 25 * 60
     assert low.throttled_share < 0.01
@@ -108,11 +118,12 @@ async def test_follows_a_ceiling_that_drops_and_recovers() -> None:
     assert server.stats().throttled_share < 0.01
 
 
-async def test_two_clients_share_one_ceiling_fairly() -> None:
+@STATED
+async def test_two_clients_share_one_ceiling_fairly(stated: bool) -> None:
     """Two clients that never talk, the second starting 30 s after the first, each get
     40-60% of one 45/s ceiling in the last minute of five, and together most of it."""
     with virtual_time() as clock:
-        server = SimServer(clock, lambda t: 45, t0=clock())
+        server = SimServer(clock, lambda t: 45, t0=clock(), state_limit=stated)
         await asyncio.gather(
             server.client("a", auto(clock, seed=1), until=300),
             server.client("b", auto(clock, seed=2), until=300, start=30),
@@ -124,10 +135,11 @@ async def test_two_clients_share_one_ceiling_fairly() -> None:
     assert server.stats().throttled_share < 0.01
 
 
-async def test_without_retry_after_it_backs_off_with_jitter() -> None:
+@STATED
+async def test_without_retry_after_it_backs_off_with_jitter(stated: bool) -> None:
     """No Retry-After: it still finds the ceiling, with few 429s."""
     with virtual_time() as clock:
-        server = SimServer(clock, lambda t: 30, t0=clock(), retry_after=None)
+        server = SimServer(clock, lambda t: 30, t0=clock(), retry_after=None, state_limit=stated)
         await server.client("a", auto(clock), until=70)
     stats = server.stats()
     assert stats.admitted >= 0.92 * 30 * 70
@@ -210,3 +222,95 @@ def test_rejects_bad_settings_naming_them() -> None:
         AdaptiveLimiter(50, start_rate=60)
     with pytest.raises(ValueError, match="beta"):
         AdaptiveLimiter(50, beta=1.0)
+
+
+# -- what the limit stated in TMDB's 429 body changes ------------------------------------
+
+
+def late_at(*indices: int, by: float = 0.05) -> Callable[[], float]:
+    """Grant-to-arrival delays: the requests numbered ``indices`` (from 0) arrive ``by``
+    seconds late, every other one a millisecond after its grant."""
+    count = itertools.count()
+    chosen = set(indices)
+    return lambda: by if next(count) in chosen else 0.001
+
+
+async def test_alone_at_the_stated_limit_it_keeps_it_and_probes_rarely() -> None:
+    """The first 429 states 30 and our grants filled it: w_max is 30 and the pace after
+    the hold is 30, not a cut below it (nothing to climb back); the first probe above it
+    comes some 43 s later, not 21 s."""
+    with virtual_time() as clock:
+        server = SimServer(clock, lambda t: 30, t0=clock())
+        limiter = auto(clock)
+        await server.client("a", limiter, until=3)
+        assert limiter.cuts == 1
+        assert limiter.w_max == 30
+        assert limiter.rate == pytest.approx(30, abs=0.01)
+        await server.client("a", limiter, start=3, until=60)
+    throttled = [t for _, t, was in server.log if was]
+    assert all(t < 2 or t > 40 for t in throttled), throttled
+    assert server.stats(since=3, until=40).admitted >= 0.95 * 30 * 37
+
+
+async def test_a_drop_the_server_states_costs_one_cut() -> None:
+    """45 -> 25 at 30 s with the new limit in the 429: one cut, straight to 25 (without it,
+    the pace measured before the drop is too high and a second 429 finds the level)."""
+    for stated, cuts in ((True, 1), (False, 2)):
+        with virtual_time() as clock:
+            server = SimServer(
+                clock, lambda t: 45 if t < 30 else 25, t0=clock(), state_limit=stated
+            )
+            limiter = auto(clock)
+            await server.client("a", limiter, until=29)
+            before = limiter.cuts
+            await server.client("a", limiter, start=29, until=45)
+        assert limiter.cuts - before == cuts, stated
+        assert limiter.w_max == 25
+    assert server.stats(since=33, until=45).admitted >= 0.95 * 25 * 12
+
+
+async def test_a_late_arrival_keeps_the_level_once_and_steps_it_down_when_again() -> None:
+    """Alone at a stated 30, a request that reaches the server 50 ms late draws a 429 at a
+    pace that fits. The first keeps w_max at 30 (a slot less for good would cost more);
+    a second within 30 s steps it down one slot, so that the next late one fits."""
+    with virtual_time() as clock:
+        server = SimServer(clock, lambda t: 30, t0=clock(), delay=late_at(300, 600))
+        limiter = auto(clock)
+        await server.client("a", limiter, until=8)
+        assert (limiter.cuts, limiter.w_max) == (1, 30)
+        await server.client("a", limiter, start=8, until=16)
+        assert (limiter.cuts, limiter.w_max) == (2, 30)
+        await server.client("a", limiter, start=16, until=30)
+        assert (limiter.cuts, limiter.w_max) == (3, 29)
+
+
+async def test_sharing_a_stated_limit_nobody_keeps_more_than_half() -> None:
+    """Two clients starting together under a stated 45: the slow start that meets the
+    other takes at most half; over the first minute, start included, they get most of
+    the ceiling between them and 40-60% each."""
+    with virtual_time() as clock:
+        server = SimServer(clock, lambda t: 45, t0=clock())
+        a, b = auto(clock, seed=1), auto(clock, seed=2)
+        await asyncio.gather(server.client("a", a, until=3), server.client("b", b, until=3))
+        assert a.w_max is not None
+        assert b.w_max is not None
+        assert max(a.w_max, b.w_max) <= 22.5
+        await asyncio.gather(
+            server.client("a", a, start=3, until=60), server.client("b", b, start=3, until=60)
+        )
+    shares = [server.stats(name, until=60).admitted for name in "ab"]
+    assert sum(shares) >= 0.88 * 45 * 60
+    assert all(0.4 <= part / sum(shares) <= 0.6 for part in shares)
+    assert server.stats().throttled_share < 0.01
+
+
+async def test_a_client_left_alone_grows_back_to_the_whole_limit() -> None:
+    """Two share a stated 45; the second stops after a minute (its shard is done). The
+    first finds the freed half without a word: most of 45 two minutes later."""
+    with virtual_time() as clock:
+        server = SimServer(clock, lambda t: 45, t0=clock())
+        await asyncio.gather(
+            server.client("a", auto(clock, seed=1), until=240),
+            server.client("b", auto(clock, seed=2), until=60),
+        )
+    assert server.stats("a", since=180, until=240).admitted >= 0.9 * 45 * 60

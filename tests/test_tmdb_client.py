@@ -14,6 +14,7 @@ import pytest
 from aioresponses import aioresponses as _aioresponses
 
 from tmdb_ingest.errors import AuthError, TmdbUnreachable
+from tmdb_ingest.ratelimit import RateLimiter
 from tmdb_ingest.settings import Settings
 from tmdb_ingest.tmdb import Outcome, TmdbClient
 
@@ -159,6 +160,74 @@ async def test_429_pauses_the_limiter_for_retry_after() -> None:
             assert client.stats.throttled == 1
             assert client.limiter.paused_s == pytest.approx(0.2, abs=0.05)
     assert result.outcome is Outcome.FETCHED
+
+
+class _StatedLimitRecorder:
+    """A fixed-rate limiter that also takes the limit a 429 states, and keeps the order."""
+
+    def __init__(self) -> None:
+        self.inner = RateLimiter(1000)
+        self.calls: list[tuple[str, float | None]] = []
+
+    @property
+    def rate(self) -> float:
+        return self.inner.rate
+
+    async def acquire(self) -> float:
+        return await self.inner.acquire()
+
+    def on_answer(self, sent_at: float) -> None:
+        self.calls.append(("answer", None))
+
+    def stated_limit(self, limit: float) -> None:
+        self.calls.append(("stated", limit))
+
+    def on_throttle(self, sent_at: float, retry_after: float | None) -> None:
+        self.calls.append(("throttle", retry_after))
+
+
+@pytest.mark.parametrize(
+    ("body", "stated"),
+    [
+        (error(25, "Your request count (41) is over the allowed limit of (40)."), 40.0),
+        (error(25, "Your request count (13) is over the allowed limit of (12.5)."), 12.5),
+        (error(25, "Too many requests."), None),  # code 25 without a limit in it
+        (error(7, "over the allowed limit of (40)"), None),  # not code 25
+        (b"<html>429 Too Many Requests</html>", None),  # not TMDB's body
+    ],
+)
+async def test_a_429_passes_the_limit_tmdb_states_to_the_limiter(
+    body: bytes, stated: float | None
+) -> None:
+    """TMDB's code-25 body names its limit; the client hands it to a limiter that takes it
+    (``stated_limit``), just before ``on_throttle`` for the same 429, and only then."""
+    limiter = _StatedLimitRecorder()
+    with aioresponses() as mock:
+        mock.get(URL, status=429, body=body, headers={"Retry-After": "0"})
+        mock.get(URL, status=200, body=STAR_WARS)
+        async with TmdbClient.from_settings(settings(), limiter=limiter) as client:
+            result = await client.fetch("tt0076759")
+    assert result.outcome is Outcome.FETCHED
+    expected = [("stated", stated)] if stated is not None else []
+    assert limiter.calls == [*expected, ("throttle", 0.0), ("answer", None)]
+
+
+async def test_a_limiter_without_the_stated_limit_hook_still_gets_the_429() -> None:
+    """The hook is optional: today's fixed RateLimiter has none and is paused as before."""
+    limiter = RateLimiter(1000)
+    assert not hasattr(limiter, "stated_limit")
+    with aioresponses() as mock:
+        mock.get(
+            URL,
+            status=429,
+            body=error(25, "... allowed limit of (40)."),
+            headers={"Retry-After": "0.1"},
+        )
+        mock.get(URL, status=200, body=STAR_WARS)
+        async with TmdbClient.from_settings(settings(), limiter=limiter) as client:
+            result = await client.fetch("tt0076759")
+    assert result.outcome is Outcome.FETCHED
+    assert limiter.paused_s == pytest.approx(0.1, abs=0.05)
 
 
 async def test_other_4xx_fail_at_once() -> None:

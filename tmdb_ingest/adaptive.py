@@ -11,16 +11,32 @@ curve in time (RFC 9438), the rule TCP and botocore's adaptive retry mode use:
   filled it: for one client the ceiling plus one, however far the pace had overshot).
   One less than that is ``w_max``, the last level known to fit. The pace drops to
   ``beta * w_max``, then follows ``w_max + c * (t - k) ** 3``: a fast, concave climb back
-  to ``w_max`` (in ``k`` seconds), a long flat stretch just under it, then a convex probe
-  above it, which finds a ceiling that rose. Unlike TCP's, the curve is steeper below
-  ``w_max`` (``c``) than above it (``probe_c``): here a 429 costs a whole
-  ``Retry-After`` (a second of nothing sent), so the known level is regained fast and
-  the unknown above it is probed rarely (first 429 about 21 s after the plateau);
+  to ``w_max`` (in ``k`` seconds), a long flat stretch at it, then a convex probe above
+  it. Unlike TCP's, the curve is steeper below ``w_max`` (``c``) than above it
+  (``probe_c``): here a 429 costs a whole ``Retry-After`` (a second of nothing sent),
+  so the known level is regained fast and the unknown above it is probed rarely (first
+  429 about 21 s after the plateau). A probe that stays a slot above ``w_max`` for two
+  seconds without a 429 shows the ceiling rose: slow start again from there;
 - a cut happens at most once per round trip: a 429 for a request sent before the last
-  cut was caused by the pace the cut already answered, so it does not cut again;
-- several clients sharing one ceiling converge to about equal shares without talking:
-  the client sending more is more likely to take the 429, and cuts more (multiplicative
-  decrease), while every client climbs back on the same curve.
+  cut was caused by the pace the cut already answered, so it does not cut again.
+
+TMDB's 429 body states its limit ("Your request count (41) is over the allowed limit of
+(40)."; code 25), and the client passes it on (:meth:`AdaptiveLimiter.stated_limit`).
+It is the *server's* total, so it only ever lowers what we measured, and it tells a lone
+client from one that shares:
+
+- our own grants fill (nearly) all of it: we are alone, and the stated limit is the
+  level. No cut below it (the hold empties the server's window and the pacer's cap
+  keeps us at it after), one 429 when the ceiling drops (it states the new one), probes
+  half as often. A 429 at a pace that fits is a request that reached the server late;
+  the second within 30 s steps ``w_max`` a slot down;
+- others fill part of it: shares are settled without talking. A client never keeps more
+  than half of the stated limit (above it, it is above any fair share); one hit while
+  not probing (somebody else grew) gives a tenth back and probes twice as often, and the
+  client sending more is hit more often, so shares converge.
+
+Without a stated limit every 429 sets ``w_max`` to the level measured, and shares
+converge through the probes, more slowly.
 
 ``Retry-After`` is honoured for every 429 that carries it: every waiter is held until it
 has passed. Without it, a cut holds every waiter for a jittered backoff that doubles
@@ -42,6 +58,19 @@ from collections import deque
 from tmdb_ingest.ratelimit import Clock, Pacer, Sleep
 
 __all__ = ["AdaptiveLimiter"]
+
+# A client whose own grants reach this share of the stated limit fills it (nearly) alone.
+_ALONE = 0.9
+# The curve above w_max, as a factor on probe_c (1: about 21 s from w_max to w_max + 1;
+# each factor of 8 halves or doubles that time): alone at the limit the server states,
+# probe half as often; hit below w_max while sharing, probe twice as often.
+_PROBE_AT_LIMIT = 1 / 8
+_PROBE_CONTESTED = 8.0
+# Seconds within which a second 429 at a pace that fits the stated limit steps w_max down.
+_LATE_MEMORY = 30.0
+# Seconds a probe must stay a slot above w_max, unanswered by a 429, to show a risen ceiling
+# (the server's one-second window full at the new pace, plus a round trip and late arrivals).
+_RISEN_AFTER = 2.0
 
 
 class AdaptiveLimiter:
@@ -104,7 +133,13 @@ class AdaptiveLimiter:
         self._k = 0.0
         self._cut_at = -float("inf")
         self._streak = 0  # cuts without Retry-After and without an answer in between
+        self._probe = probe_c  # the constant above w_max now: probe_c times a _PROBE_* factor
+        self._stated: float | None = None  # the limit the last 429's body stated
         self.cuts = 0
+        self.restarts = 0  # slow starts again after a probe found the ceiling risen
+        self._above_since: float | None = None
+        self._late_at = -float("inf")  # the last 429 at a pace under the stated limit
+        self._shared = False  # the last cut found others filling part of the stated limit
         self.throttles = 0
         self.held_s = 0.0
 
@@ -126,7 +161,7 @@ class AdaptiveLimiter:
             pace = self._from * math.pow(2.0, t / self.doubling)
         else:
             d = t - self._k
-            pace = self._w_max + (self.c if d < 0 else self.probe_c) * d**3
+            pace = self._w_max + (self.c if d < 0 else self._probe) * d**3
         return min(self.max_rate, max(self.min_rate, pace))
 
     async def acquire(self) -> float:
@@ -136,6 +171,7 @@ class AdaptiveLimiter:
             self._epoch = self._clock()
         pacer.rate = self._pace(self._clock())
         granted = await pacer.acquire()
+        self._check_risen(granted)
         # The pace may have grown while waiting; the next slot uses the new one.
         pacer.rate = self._pace(granted)
         sent = self._sent
@@ -144,20 +180,39 @@ class AdaptiveLimiter:
             sent.popleft()
         return granted
 
+    def _check_risen(self, now: float) -> None:
+        # A probe a whole slot above w_max that has gone on for long enough to fill the
+        # server's window without a 429: the ceiling rose (or another client left).
+        # Find the new level fast (slow start from here) rather than on the slow curve.
+        w_max = self._w_max
+        if w_max is None or self._pace(now) < w_max + 1.0:
+            self._above_since = None
+        elif self._above_since is None:
+            self._above_since = now
+        elif now - self._above_since >= _RISEN_AFTER and not self._shared:
+            self._from, self._epoch, self._w_max = self._pace(now), now, None
+            self._above_since = None
+            self.restarts += 1
+
     def on_answer(self, sent_at: float) -> None:
         """An answer that was not a 429: the backoff after the next cut starts afresh."""
         if sent_at > self._cut_at:
             self._streak = 0
 
+    def stated_limit(self, limit: float) -> None:
+        """The limit the next 429's body states (TMDB: "... over the allowed limit of (40)")."""
+        self._stated = limit if limit > 0 else None
+
     def on_throttle(self, sent_at: float, retry_after: float | None) -> None:
         """A 429: hold for ``retry_after`` if given; cut the pace unless already cut for it."""
         self.throttles += 1
         now = self._clock()
+        stated, self._stated = self._stated, None
         if retry_after is not None:
             self.held_s += self._pacer.hold(now + retry_after)
         if sent_at <= self._cut_at:
             return  # sent before the last cut: that cut already answered this pace
-        self._cut(now, sent_at)
+        self._cut(now, sent_at, stated)
         if retry_after is None:
             ceiling = min(self.max_backoff, self.backoff * 2.0**self._streak)
             self._streak += 1
@@ -165,14 +220,65 @@ class AdaptiveLimiter:
             self.held_s += self._pacer.hold(now + self._rng.uniform(ceiling / 2, ceiling))
         self._epoch = max(now, self._pacer.hold_until)
 
-    def _cut(self, now: float, sent_at: float) -> None:
+    def _cut(self, now: float, sent_at: float, stated: float | None) -> None:
         self.cuts += 1
         self._cut_at = now
+        self._above_since = None
         measured = sum(1 for t in self._sent if sent_at - 1.0 < t <= sent_at)
         reached = max(self.min_rate, min(self._pace(now), measured - 1.0))
-        # No "fast convergence" (RFC 9438 4.7): with probes this rare, a w_max set below
-        # the level that fit would keep a lone client under its ceiling for a whole probe.
-        self._w_max = reached
-        self._from = max(self.min_rate, self.beta * reached)
-        self._k = (max(0.0, self._w_max - self._from) / self.c) ** (1.0 / 3.0)
+        pace_then = self._pace(sent_at)
+        known = self._w_max
+        probing = known is None or pace_then >= known + 0.5
+        self._shared = stated is not None and reached < _ALONE * stated - 1.0
+        if stated is None:
+            # The level found: slow start's end, a probe above w_max, or a 429 below it
+            # (another client, a lower ceiling, a late arrival): the curve settles shares.
+            self._probe, w_max = self.probe_c, reached
+        elif not self._shared:
+            w_max = self._alone_at(now, stated, known, probing, pace_then)
+        else:
+            w_max = self._sharing(stated, reached, known, probing, pace_then)
+        self._w_max = w_max = min(w_max, self.max_rate)
+        if stated is not None and not self._shared:
+            # Alone at a level the server stated there is nothing to back away from: the
+            # hold empties its window, and the pacer's cap keeps ours at w_max after it.
+            self._from = w_max
+        else:
+            self._from = max(self.min_rate, self.beta * w_max)
+        self._k = (max(0.0, w_max - self._from) / self.c) ** (1.0 / 3.0)
         self._pacer.rate = self._from
+
+    def _alone_at(
+        self, now: float, stated: float, known: float | None, probing: bool, pace_then: float
+    ) -> float:
+        """We fill the limit the server states (nearly) alone: that limit is the level."""
+        # The server tells us its limit with every 429: probe above it half as often as
+        # otherwise, only to see it raised.
+        self._probe = self.probe_c * _PROBE_AT_LIMIT
+        if probing or pace_then >= stated + 0.5:
+            # Above the stated limit (slow start, a probe, or the limit just fell).
+            return stated
+        # At a pace that fits: a request that reached the server late, or a small
+        # co-tenant. Once in a while costs less than a slot less for good; again soon,
+        # one slot lower leaves room for the next one.
+        again = now - self._late_at < _LATE_MEMORY
+        self._late_at = now
+        return max(self.min_rate, min(known or stated, stated) - (1.0 if again else 0.0))
+
+    def _sharing(
+        self, stated: float, reached: float, known: float | None, probing: bool, pace_then: float
+    ) -> float:
+        """Others fill the rest of the stated limit: settle shares without talking."""
+        if known is None:
+            # Slow start met the others. Begun less than a second ago, our grants of the
+            # last second undercount the pace we had reached.
+            estimate = max(reached, pace_then)
+        elif probing:
+            estimate = reached
+        else:
+            # Hit while not probing: somebody else grew. Give some back (the client
+            # sending more is hit more often, so shares converge) and probe again soon.
+            estimate = reached * (1.0 + self.beta) / 2.0
+        self._probe = self.probe_c * (1.0 if probing else _PROBE_CONTESTED)
+        # Above half of the stated limit we are above any fair share.
+        return max(self.min_rate, min(estimate, stated / 2.0))

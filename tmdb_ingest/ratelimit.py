@@ -45,6 +45,10 @@ class Limiter(Protocol):
     exactly one of :meth:`on_answer` (any answer but 429, or a transport error) or
     :meth:`on_throttle` (a 429), with the time :meth:`acquire` returned, so that a
     limiter can tell throttles of requests sent before its last cut from new ones.
+
+    Optional: a limiter with a ``stated_limit(limit: float)`` method is also told the
+    limit a 429's body states (TMDB's code 25: "... over the allowed limit of (40).",
+    the server's total for the key), just before :meth:`on_throttle` for that 429.
     """
 
     @property

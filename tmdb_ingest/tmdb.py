@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import random
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
@@ -170,6 +171,16 @@ def _tmdb_code(body: bytes) -> int | None:
     return code if isinstance(code, int) and not isinstance(code, bool) else None
 
 
+_STATED_LIMIT = re.compile(rb"allowed limit of \((\d+(?:\.\d+)?)\)")
+
+
+def _stated_limit(body: bytes) -> float | None:
+    """The limit a TMDB 429 body states (code 25: "Your request count (41) is over the
+    allowed limit of (40)."), or None when it states none."""
+    match = _STATED_LIMIT.search(body[:1000])
+    return float(match.group(1)) if match else None
+
+
 @dataclass(slots=True)
 class _Tally:
     """Attempts of one fetch, by kind, and the backoff slept so far."""
@@ -300,8 +311,12 @@ class TmdbClient:
         if status == 429:
             self.stats.throttled += 1
             self.tmdb_seen = True
-            self.limiter.on_throttle(sent_at, retry_after)
             code = _tmdb_code(body)
+            stated = _stated_limit(body) if code == 25 else None
+            hook = getattr(self.limiter, "stated_limit", None)
+            if stated is not None and hook is not None:
+                hook(stated)
+            self.limiter.on_throttle(sent_at, retry_after)
             raise _Retryable(
                 f"HTTP 429{f' (status_code {code})' if code is not None else ''}", throttled=True
             )
