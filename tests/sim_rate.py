@@ -60,7 +60,9 @@ class SimServer:
     is the header value sent with a 429, or None. ``delay``, when given, is drawn for each
     request: the seconds between its grant and its arrival (the real pipeline's requests
     reach the server a millisecond after the grant, now and then tens of milliseconds:
-    an event-loop or scheduler stall on either side; see :func:`stalls`).
+    an event-loop or scheduler stall on either side; see :func:`stalls`). With
+    ``state_limit`` (the default) each 429 also states the limit in force, as TMDB's
+    code-25 body does, through the limiter's ``stated_limit`` when it has one.
     """
 
     clock: Callable[[], float]
