@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -143,3 +144,87 @@ async def test_a_dead_holders_lease_that_outlasts_the_budget_makes_the_run_busy(
     assert emu.stats.requests == 0
     written = [p for p in tmp_path.rglob("*") if p.is_file() and p.name != "lease.json"]
     assert written == []
+
+
+def _live_foreign_lease(out: Path, run_id: str, seconds: float) -> Path:
+    """Write a lease of run ``run_id`` held by another, live invocation for ``seconds``."""
+    import datetime as dt
+
+    from tmdb_ingest.lease import LeaseRecord, lease_key
+    from tmdb_ingest.settings import Shard
+
+    now = dt.datetime.now(dt.UTC)
+    record = LeaseRecord(
+        run_id=run_id, shard="0/1", holder="other/1", token="t0", epoch=1, renewal=1,
+        started=now.isoformat(), expires=(now + dt.timedelta(seconds=seconds)).isoformat(),
+    )  # fmt: skip
+    path = out / lease_key("Raw/TMDB/_state", run_id, Shard())
+    path.parent.mkdir(parents=True)
+    path.write_bytes(record.to_json())
+    return path
+
+
+async def test_a_stop_while_waiting_for_the_lease_ends_the_wait_with_nothing_done(
+    emulator_factory: EmulatorFactory, tmp_path: Path
+) -> None:
+    """Asked to stop while it waits out another invocation's lease (here for a minute), the
+    invocation ends then, not when the lease expires: nothing sent, nothing written, the
+    other's lease untouched, a summary that is not done (the same command resumes)."""
+    from tmdb_ingest.stopping import StopRequest
+
+    emu = await emulator_factory(EmulatorConfig())
+    lease = _live_foreign_lease(tmp_path, "twice", 60.0)
+    before = lease.read_bytes()
+    stop = StopRequest()
+    asyncio.get_running_loop().call_later(0.5, stop.request, "SIGINT")
+    async with asyncio.timeout(30):  # the lease would keep it waiting 60 s
+        summary = await ingest(ids(50), settings(emu.url, out_dir=tmp_path, lease_ttl=30.0),
+                               stop=stop)  # fmt: skip
+    assert stop.reason == "SIGINT"
+    assert summary.done is False
+    assert summary.busy is False
+    assert (summary.fetched, summary.requests, summary.batches) == (0, 0, 0)
+    assert emu.stats.requests == 0
+    assert lease.read_bytes() == before
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == [lease]
+
+
+def test_ctrl_c_while_waiting_for_the_lease_exits_130_at_once(tmp_path: Path) -> None:
+    """`tmdb-ingest run` waiting out another invocation's lease: Ctrl-C ends it then, with
+    exit 130 and the usual line, having sent and written nothing."""
+    from tmdb_ingest.emulator.sample import generate_movies_csv
+
+    csv = tmp_path / "movies.csv"
+    generate_movies_csv(csv, movies=300, seed=3)
+    out = tmp_path / "out"
+    lease = _live_foreign_lease(out, "held", 120.0)
+    before = lease.read_bytes()
+    with EmulatorThread(EmulatorConfig()) as emu:
+        env = {**os.environ, "TMDB_API_KEY": KEY}
+        argv = [sys.executable, "-m", "tmdb_ingest", "run", str(csv), "--out-dir", str(out),
+                "--tmdb-url", emu.url, "--run-id", "held", "--lease-ttl", "30", "--json", "-v",
+                "--time-budget", "90"]  # fmt: skip
+        proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)  # fmt: skip
+        try:
+            assert proc.stderr is not None
+            seen = []
+            for line in proc.stderr:
+                seen.append(line)
+                if "is held by other/1" in line:
+                    break
+            assert any("is held by other/1" in line for line in seen), seen
+            proc.send_signal(signal.SIGINT)
+            stdout, stderr = proc.communicate(timeout=30)  # the lease lasts 120 s
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        assert emu.stats.requests == 0
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    assert "tmdb-ingest: SIGINT: interrupted" in stderr
+    summary = json.loads(stdout.strip().splitlines()[-1])
+    assert (summary["done"], summary["fetched"], summary["requests"]) == (False, 0, 0)
+    assert [p for p in (out / "Raw/TMDB/JSON").rglob("*") if p.is_file()] == []
+    assert lease.read_bytes() == before

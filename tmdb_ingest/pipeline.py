@@ -21,9 +21,9 @@ import datetime as dt
 import gc
 import logging
 import os
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Iterable, Iterator
 from contextlib import AsyncExitStack
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 
@@ -45,6 +45,7 @@ from tmdb_ingest.tmdb import ClientPolicy, FetchResult, Outcome, TmdbClient
 __all__ = ["Progress", "Snapshot", "Summary", "ingest", "ingest_csv", "open_sink"]
 
 log = logging.getLogger("tmdb_ingest")
+T = TypeVar("T")
 
 _MALFORMED = "malformed IMDb id; not sent"
 
@@ -157,7 +158,15 @@ async def _ingest_into(
         shard_ids = in_shard(valid, settings.shard)
         shard_malformed = in_shard(malformed, settings.shard)
         selected = len(shard_ids) + len(shard_malformed)
-        lease = await _hold_lease(stack, sink, settings, run_id, holder, deadline, selected)
+        try:
+            lease = await _hold_lease(
+                stack, sink, settings, run_id, holder, deadline, selected, stop or StopRequest()
+            )
+        except _StoppedWaiting as stopped:
+            # Asked to stop while another invocation's lease was waited out: nothing was
+            # sent or written, and the run is exactly where it was.
+            log.warning("%s while waiting for the lease; nothing was done", stopped.reason)
+            return _nothing_done(run_id, settings, selected, deadline, busy=False)
         fenced = FencedSink(sink, lease)  # nothing is written once the lease is lost
         state = await RunState.open(
             fenced,
@@ -208,11 +217,13 @@ async def _hold_lease(
     holder: str | None,
     deadline: Deadline,
     selected: int,
+    stop: StopRequest,
 ) -> Lease:
     """Take the run and shard's lease for the rest of ``stack``; stop the run if it is lost.
 
     Raises :class:`~tmdb_ingest.errors.RunBusy` (with a ``busy`` summary) when another
-    invocation holds it; nothing has been sent or written then.
+    invocation holds it, and :class:`_StoppedWaiting` when ``stop`` is requested while a
+    live holder's lease is waited out; nothing has been sent or written then.
     """
     root, _meta = await find_run(
         sink, prefix=settings.prefix, run_id=run_id, state_root=settings.state_root
@@ -234,30 +245,14 @@ async def _hold_lease(
     try:
         try:
             async with asyncio.timeout_at(until):
-                lease = await stack.enter_async_context(hold)
+                lease = await _unless_stopped(stop, stack.enter_async_context(hold))
         except TimeoutError:
             raise RunBusy(
                 f"run {run_id} shard {settings.shard} is held by another invocation whose "
                 "lease outlasts this invocation's time budget; nothing was done"
             ) from None
     except RunBusy as exc:
-        exc.summary = Summary(
-            run_id=run_id,
-            shard=str(settings.shard),
-            selected=selected,
-            skipped=0,
-            fetched=0,
-            not_found=0,
-            failed=0,
-            batches=0,
-            requests=0,
-            retries=0,
-            throttled=0,
-            elapsed_s=round(deadline.now() - deadline.start, 3),
-            done=False,
-            report=None,
-            busy=True,
-        )
+        exc.summary = _nothing_done(run_id, settings, selected, deadline, busy=True)
         raise
 
     async def stop_when_lost() -> None:
@@ -267,6 +262,58 @@ async def _hold_lease(
     watcher = asyncio.create_task(stop_when_lost(), name="lease-watch")
     stack.callback(watcher.cancel)
     return lease
+
+
+class _StoppedWaiting(Exception):
+    """A stop was requested while the lease was waited for."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+async def _unless_stopped(stop: StopRequest, work: Awaitable[T]) -> T:
+    """Await ``work`` unless ``stop`` is requested first: then cancel it and raise
+    :class:`_StoppedWaiting`. (A lease it took meanwhile is released by its stack.)"""
+    requested = asyncio.Event()
+    unsubscribe = stop.subscribe(lambda reason: requested.set())
+    task = asyncio.ensure_future(work)
+    waiter = asyncio.ensure_future(requested.wait())
+    try:
+        await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        unsubscribe()
+        waiter.cancel()
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    if requested.is_set():
+        raise _StoppedWaiting(stop.reason or "stopped")
+    return task.result()
+
+
+def _nothing_done(
+    run_id: str, settings: Settings, selected: int, deadline: Deadline, *, busy: bool
+) -> Summary:
+    """The summary of an invocation that sent and wrote nothing."""
+    return Summary(
+        run_id=run_id,
+        shard=str(settings.shard),
+        selected=selected,
+        skipped=0,
+        fetched=0,
+        not_found=0,
+        failed=0,
+        batches=0,
+        requests=0,
+        retries=0,
+        throttled=0,
+        elapsed_s=round(deadline.now() - deadline.start, 3),
+        done=False,
+        report=None,
+        busy=busy,
+    )
 
 
 async def ingest_csv(
