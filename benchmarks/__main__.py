@@ -131,7 +131,10 @@ def _splice(old_page: str, new: list[str]) -> list[str]:
     merged = _sections(old_page.splitlines())
     for heading, lines in _sections("\n".join(new).splitlines()).items():
         merged[heading] = lines
-    return [line for lines in merged.values() for line in lines]
+    # Each section ends with a blank line, so the next heading stays a heading.
+    return [
+        line for lines in merged.values() for line in (lines if lines[-1] == "" else [*lines, ""])
+    ]
 
 
 if __name__ == "__main__":
