@@ -228,3 +228,20 @@ def test_ctrl_c_while_waiting_for_the_lease_exits_130_at_once(tmp_path: Path) ->
     assert (summary["done"], summary["fetched"], summary["requests"]) == (False, 0, 0)
     assert [p for p in (out / "Raw/TMDB/JSON").rglob("*") if p.is_file()] == []
     assert lease.read_bytes() == before
+
+
+async def test_a_stop_asked_before_the_lease_is_taken_does_nothing(
+    emulator_factory: EmulatorFactory, tmp_path: Path
+) -> None:
+    """A stop requested before the invocation reaches the lease (a Ctrl-C while the CSV is
+    read): no lease is taken, nothing is sent or written, and the summary is not done."""
+    from tmdb_ingest.stopping import StopRequest
+
+    emu = await emulator_factory(EmulatorConfig())
+    stop = StopRequest()
+    stop.request("SIGTERM")
+    summary = await ingest(ids(50), settings(emu.url, out_dir=tmp_path), stop=stop)
+    assert summary.done is False
+    assert (summary.fetched, summary.requests) == (0, 0)
+    assert emu.stats.requests == 0
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []

@@ -275,6 +275,11 @@ class _StoppedWaiting(Exception):
 async def _unless_stopped(stop: StopRequest, work: Awaitable[T]) -> T:
     """Await ``work`` unless ``stop`` is requested first: then cancel it and raise
     :class:`_StoppedWaiting`. (A lease it took meanwhile is released by its stack.)"""
+    if stop.reason is not None:  # already asked: do not even start
+        close = getattr(work, "close", None)
+        if close is not None:
+            close()  # a coroutine never awaited would warn
+        raise _StoppedWaiting(stop.reason)
     requested = asyncio.Event()
     unsubscribe = stop.subscribe(lambda reason: requested.set())
     task = asyncio.ensure_future(work)
