@@ -99,8 +99,10 @@ async def test_never_above_max_rate_and_never_a_burst() -> None:
 
 @STATED
 async def test_follows_a_ceiling_that_drops_and_recovers(stated: bool) -> None:
-    """45 -> 25 at 30 s -> 45 at 100 s: it settles under 25, then climbs back near 45:
-    a probe that fills a slot above w_max without a 429 starts slow start again."""
+    """45 -> 25 at 30 s -> 45 at 100 s: it settles under 25, then climbs back near 45.
+    Alone at a stated limit, a probe that fills a slot above it without a 429 starts slow
+    start again; without one, the probe curve climbs (a restart could be another client
+    leaving, where the curve keeps shares settled)."""
 
     def ceiling(t: float) -> float:
         return 25 if 30 <= t < 100 else 45
@@ -109,7 +111,7 @@ async def test_follows_a_ceiling_that_drops_and_recovers(stated: bool) -> None:
         server = SimServer(clock, ceiling, t0=clock(), state_limit=stated)
         limiter = auto(clock)
         await server.client("a", limiter, until=200)
-    assert limiter.restarts >= 1
+    assert limiter.restarts >= 1 if stated else limiter.restarts == 0
     low = server.stats(since=40, until=100)
     assert low.admitted >= 0.9 * 25 * 60
     assert low.throttled_share < 0.01

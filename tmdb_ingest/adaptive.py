@@ -15,8 +15,7 @@ curve in time (RFC 9438), the rule TCP and botocore's adaptive retry mode use:
   it. Unlike TCP's, the curve is steeper below ``w_max`` (``c``) than above it
   (``probe_c``): here a 429 costs a whole ``Retry-After`` (a second of nothing sent),
   so the known level is regained fast and the unknown above it is probed rarely (first
-  429 about 21 s after the plateau). A probe that stays a slot above ``w_max`` for two
-  seconds without a 429 shows the ceiling rose: slow start again from there;
+  429 about 21 s after the plateau);
 - a cut happens at most once per round trip: a 429 for a request sent before the last
   cut was caused by the pace the cut already answered, so it does not cut again.
 
@@ -28,8 +27,9 @@ client from one that shares:
 - our own grants fill (nearly) all of it: we are alone, and the stated limit is the
   level. No cut below it (the hold empties the server's window and the pacer's cap
   keeps us at it after), one 429 when the ceiling drops (it states the new one), probes
-  half as often. A 429 at a pace that fits is a request that reached the server late;
-  the second within 30 s steps ``w_max`` a slot down;
+  half as often, and a probe that stays a slot above it for two seconds without a 429
+  shows the limit rose: slow start again from there. A 429 at a pace that fits is a
+  request that reached the server late; the second within 30 s steps ``w_max`` down;
 - others fill part of it: shares are settled without talking. A client never keeps more
   than half of the stated limit (above it, it is above any fair share); one hit while
   not probing (somebody else grew) gives a tenth back and probes twice as often, and the
@@ -136,10 +136,10 @@ class AdaptiveLimiter:
         self._probe = probe_c  # the constant above w_max now: probe_c times a _PROBE_* factor
         self._stated: float | None = None  # the limit the last 429's body stated
         self.cuts = 0
-        self.restarts = 0  # slow starts again after a probe found the ceiling risen
+        self.restarts = 0  # slow starts again after a probe found the stated limit risen
         self._above_since: float | None = None
         self._late_at = -float("inf")  # the last 429 at a pace under the stated limit
-        self._shared = False  # the last cut found others filling part of the stated limit
+        self._alone = False  # the last cut found us filling the stated limit alone
         self.throttles = 0
         self.held_s = 0.0
 
@@ -181,15 +181,16 @@ class AdaptiveLimiter:
         return granted
 
     def _check_risen(self, now: float) -> None:
-        # A probe a whole slot above w_max that has gone on for long enough to fill the
-        # server's window without a 429: the ceiling rose (or another client left).
-        # Find the new level fast (slow start from here) rather than on the slow curve.
+        # Alone at the stated limit, a probe a whole slot above it that has gone on long
+        # enough to fill the server's window without a 429: the limit rose. Find the new
+        # one fast (slow start from here) rather than on the slow curve. (Not when the
+        # limit may be shared: there the room may be another client's, held for a moment.)
         w_max = self._w_max
         if w_max is None or self._pace(now) < w_max + 1.0:
             self._above_since = None
         elif self._above_since is None:
             self._above_since = now
-        elif now - self._above_since >= _RISEN_AFTER and not self._shared:
+        elif now - self._above_since >= _RISEN_AFTER and self._alone:
             self._from, self._epoch, self._w_max = self._pace(now), now, None
             self._above_since = None
             self.restarts += 1
@@ -229,17 +230,17 @@ class AdaptiveLimiter:
         pace_then = self._pace(sent_at)
         known = self._w_max
         probing = known is None or pace_then >= known + 0.5
-        self._shared = stated is not None and reached < _ALONE * stated - 1.0
+        self._alone = stated is not None and reached >= _ALONE * stated - 1.0
         if stated is None:
             # The level found: slow start's end, a probe above w_max, or a 429 below it
             # (another client, a lower ceiling, a late arrival): the curve settles shares.
             self._probe, w_max = self.probe_c, reached
-        elif not self._shared:
+        elif self._alone:
             w_max = self._alone_at(now, stated, known, probing, pace_then)
         else:
             w_max = self._sharing(stated, reached, known, probing, pace_then)
         self._w_max = w_max = min(w_max, self.max_rate)
-        if stated is not None and not self._shared:
+        if self._alone:
             # Alone at a level the server stated there is nothing to back away from: the
             # hold empties its window, and the pacer's cap keeps ours at w_max after it.
             self._from = w_max
