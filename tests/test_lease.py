@@ -78,7 +78,7 @@ class FaultySink:
 def hold(
     sink: Sink, clock: ManualClock, holder: str, *, wall_offset: float = 0.0
 ) -> AbstractAsyncContextManager[Lease]:
-    return Lease.hold(
+    return Lease(
         sink,
         KEY,
         ttl=TTL,
@@ -88,7 +88,7 @@ def hold(
         clock=clock,
         sleep=clock.sleep,
         wall_clock=lambda: clock.wall(wall_offset),
-    )
+    ).hold()
 
 
 async def stored(sink: Sink) -> LeaseRecord | None:

@@ -184,43 +184,17 @@ class Lease:
 
     # -- the public face ---------------------------------------------------------------
 
-    @classmethod
     @asynccontextmanager
-    async def hold(
-        cls,
-        sink: Sink,
-        key: str,
-        *,
-        ttl: float,
-        run_id: str,
-        shard: Shard | str,
-        holder: str | None = None,
-        skew: float = DEFAULT_SKEW,
-        clock: Callable[[], float] | None = None,
-        sleep: Callable[[float], Awaitable[None]] | None = None,
-        wall_clock: Callable[[], dt.datetime] | None = None,
-    ) -> AsyncIterator[Lease]:
+    async def hold(self) -> AsyncIterator[Lease]:
         """Acquire the lease (or raise RunBusy), keep it renewed, release it on the way out.
 
         Waits at most about ``ttl + skew`` for a dead holder's lease to expire.
         """
-        lease = cls(
-            sink,
-            key,
-            ttl=ttl,
-            run_id=run_id,
-            shard=shard,
-            holder=holder,
-            skew=skew,
-            clock=clock,
-            sleep=sleep,
-            wall_clock=wall_clock,
-        )
-        await lease.acquire()
+        await self.acquire()
         try:
-            yield lease
+            yield self
         finally:
-            await lease.release()
+            await self.release()
 
     @property
     def epoch(self) -> int:

@@ -229,7 +229,7 @@ async def _hold_lease(
         sink, prefix=settings.prefix, run_id=run_id, state_root=settings.state_root
     )
     key = lease_key(root, run_id, settings.shard)
-    hold = Lease.hold(
+    hold = Lease(
         sink,
         key,
         ttl=settings.lease_ttl,
@@ -237,7 +237,7 @@ async def _hold_lease(
         run_id=run_id,
         shard=settings.shard,
         holder=holder,
-    )
+    ).hold()
     # Waiting out a dead holder's lease (up to TTL + skew) must not outlast the budget.
     # (At least a second: a free lease is taken at once, even with the budget spent.)
     end = deadline.end
