@@ -153,15 +153,20 @@ async def _ingest_into(
         (valid if is_imdb_id(imdb_id) else malformed).append(imdb_id)
     day = today or dt.datetime.now(dt.UTC).date()
     run_id = settings.run_id or derive_run_id(valid, settings, day)
+    stop = stop or StopRequest()
 
     async with AsyncExitStack() as stack:
         shard_ids = in_shard(valid, settings.shard)
         shard_malformed = in_shard(malformed, settings.shard)
         selected = len(shard_ids) + len(shard_malformed)
+        found = await find_run(
+            sink, prefix=settings.prefix, run_id=run_id, state_root=settings.state_root
+        )
         try:
             lease = await _hold_lease(
-                stack, sink, settings, run_id, holder, deadline, selected, stop or StopRequest()
-            )
+                stack, sink, settings, run_id, lease_key(found[0], run_id, settings.shard),
+                holder, deadline, selected, stop,
+            )  # fmt: skip
         except _StoppedWaiting as stopped:
             # Asked to stop while another invocation's lease was waited out: nothing was
             # sent or written, and the run is exactly where it was.
@@ -177,10 +182,11 @@ async def _ingest_into(
             state_root=settings.state_root,
             file_format=FileFormat.from_settings(settings),
             selected=selected,
+            found=found,
         )
         client = TmdbClient.from_settings(settings, session=session, limiter=limiter)
         run = _Invocation(settings, state, deadline, client)
-        unsubscribe = (stop or StopRequest()).subscribe(
+        unsubscribe = stop.subscribe(
             lambda reason: deadline.stop(reason, grace=deadline.in_flight_reserve())
         )
         try:
@@ -214,21 +220,19 @@ async def _hold_lease(
     sink: Sink,
     settings: Settings,
     run_id: str,
+    key: str,
     holder: str | None,
     deadline: Deadline,
     selected: int,
     stop: StopRequest,
 ) -> Lease:
-    """Take the run and shard's lease for the rest of ``stack``; stop the run if it is lost.
+    """Take the run and shard's lease (at ``key``) for the rest of ``stack``; stop the run
+    if it is lost.
 
     Raises :class:`~tmdb_ingest.errors.RunBusy` (with a ``busy`` summary) when another
     invocation holds it, and :class:`_StoppedWaiting` when ``stop`` is requested while a
     live holder's lease is waited out; nothing has been sent or written then.
     """
-    root, _meta = await find_run(
-        sink, prefix=settings.prefix, run_id=run_id, state_root=settings.state_root
-    )
-    key = lease_key(root, run_id, settings.shard)
     hold = Lease(
         sink,
         key,

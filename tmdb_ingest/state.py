@@ -272,15 +272,20 @@ class RunState:
         state_root: str | None = None,
         file_format: FileFormat = JSON_ARRAY,
         selected: int | None = None,
+        found: tuple[str, dict[str, Any] | None] | None = None,
     ) -> RunState:
         """Load the state of ``run_id``/``shard`` from the sink, creating the run if new.
 
         ``state_root``: the folder of every run's state (default: ``_state`` beside
         ``prefix``); a run found only in the legacy place keeps its state there.
         ``file_format``: how this invocation writes data files. ``selected``: how many ids
-        the shard has (recorded in the checkpoint for ``tmdb-ingest status``).
+        the shard has (recorded in the checkpoint for ``tmdb-ingest status``). ``found``:
+        what :func:`find_run` already returned for this run, so as not to read it again
+        (a run created since is still found: its ``run.json`` is created only once).
         """
-        root, meta = await find_run(sink, prefix=prefix, run_id=run_id, state_root=state_root)
+        if found is None:
+            found = await find_run(sink, prefix=prefix, run_id=run_id, state_root=state_root)
+        root, meta = found
         if meta is None:
             meta = {"run_id": run_id, "date": f"{today:%Y/%m/%d}", "started": _now()}
             meta["prefix"] = prefix
