@@ -171,27 +171,27 @@ class AdaptiveLimiter:
             self._epoch = self._clock()
         pacer.rate = self._pace(self._clock())
         granted = await pacer.acquire()
-        self._check_risen(granted)
         # The pace may have grown while waiting; the next slot uses the new one.
-        pacer.rate = self._pace(granted)
+        pacer.rate = pace = self._pace(granted)
+        self._check_risen(granted, pace)
         sent = self._sent
         sent.append(granted)
         while sent and sent[0] < granted - 5.0:
             sent.popleft()
         return granted
 
-    def _check_risen(self, now: float) -> None:
+    def _check_risen(self, now: float, pace: float) -> None:
         # Alone at the stated limit, a probe a whole slot above it that has gone on long
         # enough to fill the server's window without a 429: the limit rose. Find the new
         # one fast (slow start from here) rather than on the slow curve. (Not when the
         # limit may be shared: there the room may be another client's, held for a moment.)
         w_max = self._w_max
-        if w_max is None or self._pace(now) < w_max + 1.0:
+        if w_max is None or pace < w_max + 1.0:
             self._above_since = None
         elif self._above_since is None:
             self._above_since = now
         elif now - self._above_since >= _RISEN_AFTER and self._alone:
-            self._from, self._epoch, self._w_max = self._pace(now), now, None
+            self._from, self._epoch, self._w_max = pace, now, None
             self._above_since = None
             self.restarts += 1
 

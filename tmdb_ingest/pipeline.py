@@ -21,7 +21,7 @@ import datetime as dt
 import gc
 import logging
 import os
-from collections.abc import AsyncIterator, Awaitable, Iterable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from contextlib import AsyncExitStack
 from typing import Any, TypeVar
 
@@ -249,7 +249,7 @@ async def _hold_lease(
     try:
         try:
             async with asyncio.timeout_at(until):
-                lease = await _unless_stopped(stop, stack.enter_async_context(hold))
+                lease = await _unless_stopped(stop, lambda: stack.enter_async_context(hold))
         except TimeoutError:
             raise RunBusy(
                 f"run {run_id} shard {settings.shard} is held by another invocation whose "
@@ -276,17 +276,15 @@ class _StoppedWaiting(Exception):
         self.reason = reason
 
 
-async def _unless_stopped(stop: StopRequest, work: Awaitable[T]) -> T:
-    """Await ``work`` unless ``stop`` is requested first: then cancel it and raise
-    :class:`_StoppedWaiting`. (A lease it took meanwhile is released by its stack.)"""
-    if stop.reason is not None:  # already asked: do not even start
-        close = getattr(work, "close", None)
-        if close is not None:
-            close()  # a coroutine never awaited would warn
+async def _unless_stopped(stop: StopRequest, work: Callable[[], Awaitable[T]]) -> T:
+    """Await ``work()`` unless ``stop`` is requested first (then it is not started, or
+    cancelled) and raise :class:`_StoppedWaiting`. (A lease it took meanwhile is released
+    by its stack.)"""
+    if stop.reason is not None:
         raise _StoppedWaiting(stop.reason)
     requested = asyncio.Event()
     unsubscribe = stop.subscribe(lambda reason: requested.set())
-    task = asyncio.ensure_future(work)
+    task = asyncio.ensure_future(work())
     waiter = asyncio.ensure_future(requested.wait())
     try:
         await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
