@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
@@ -149,3 +149,10 @@ def moto_process() -> Iterator[str]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def print_section(run: Callable[[list[str]], None]) -> None:
+    """Run one benchmark on its own (``python -m benchmarks.bench_x``): print its section."""
+    report: list[str] = []
+    run(report)
+    print("\n".join(report))

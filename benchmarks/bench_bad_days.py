@@ -31,7 +31,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from benchmarks._common import API_KEY, EmulatorProcess, free_port, moto_process
+from benchmarks._common import API_KEY, EmulatorProcess, free_port, moto_process, print_section
 
 BUCKET = "bench-bad-days"
 
@@ -282,9 +282,7 @@ def run(report: list[str]) -> None:
 
 
 def main() -> None:
-    report: list[str] = []
-    run(report)
-    print("\n".join(report))
+    print_section(run)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ import json
 import sys
 import time
 
+from benchmarks._common import print_section
 from tmdb_ingest.batching import FileFormat
 from tmdb_ingest.emulator.bodies import movie_details_bytes
 
@@ -85,9 +86,7 @@ def run(report: list[str], *, n: int = 10_000, batch_size: int = 100) -> None:
 
 
 def main() -> None:
-    report: list[str] = []
-    run(report)
-    print("\n".join(report))
+    print_section(run)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks._common import moto_process
+from benchmarks._common import moto_process, print_section
 from benchmarks.bench_selection import ensure_full_size_file
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -141,9 +141,7 @@ def run(report: list[str], *, repeats: int = 3) -> None:
 
 def main() -> None:
     """Print the markdown section."""
-    report: list[str] = []
-    run(report)
-    print("\n".join(report))
+    print_section(run)
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import polars as pl
 
+from benchmarks._common import print_section
 from tmdb_ingest.emulator.sample import FULL_SIZE_MOVIES, generate_movies_csv
 from tmdb_ingest.ids import is_imdb_id
 from tmdb_ingest.selection import _genre_pattern, select_ids
@@ -239,9 +240,7 @@ def run(report: list[str], *, path: Path | None = None, repeats: int = 3) -> Non
 
 def main() -> None:
     """Print the markdown section for the selection benchmark."""
-    report: list[str] = []
-    run(report)
-    print("\n".join(report))
+    print_section(run)
 
 
 if __name__ == "__main__":

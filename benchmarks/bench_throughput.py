@@ -34,7 +34,7 @@ import orjson
 import requests
 from aiolimiter import AsyncLimiter
 
-from benchmarks._common import API_KEY, EmulatorProcess, env_int, valid_ids
+from benchmarks._common import API_KEY, EmulatorProcess, env_int, print_section, valid_ids
 from tmdb_ingest.pipeline import Summary, ingest
 from tmdb_ingest.settings import Settings
 from tmdb_ingest.sinks import LocalSink
@@ -264,9 +264,7 @@ def verdict(ours: Result, ideal: float) -> str:
 
 def main() -> None:
     """Print the markdown section for the throughput benchmark."""
-    report: list[str] = []
-    run(report)
-    print("\n".join(report))
+    print_section(run)
 
 
 if __name__ == "__main__":
