@@ -17,8 +17,8 @@ import sys
 import time
 
 from benchmarks._common import print_section
-from tmdb_ingest.batching import FileFormat
 from tmdb_ingest.emulator.bodies import movie_details_bytes
+from tmdb_ingest.land.formats import FileFormat
 
 FORMATS = (
     ("json", None),

@@ -8,8 +8,8 @@ reports its own peak RSS when it is done (``VmHWM`` from ``/proc/self/status``; 
 
 - ``ids only``: imports everything the run imports and holds the 244,000 ids, nothing
   more; the floor that any approach pays;
-- ``ours``: :func:`tmdb_ingest.pipeline.ingest` at ``rate=2000``, ``concurrency=50``,
-  landing to a :class:`~tmdb_ingest.sinks.LocalSink` in a temporary folder;
+- ``ours``: :func:`tmdb_ingest.api.ingest` at ``rate=2000``, ``concurrency=50``,
+  landing to a :class:`~tmdb_ingest.land.sinks.LocalSink` in a temporary folder;
 - ``naive``: the same requests (aiohttp, 50 at a time), every parsed answer gathered in
   one list, then written as files of 100: how a straightforward port of the original
   job would scale it up.
@@ -66,9 +66,9 @@ def _peak_mb() -> float:
 
 
 async def _ours(ids: list[str], url: str, out: Path) -> dict[str, int]:
-    from tmdb_ingest.pipeline import ingest
-    from tmdb_ingest.settings import Settings
-    from tmdb_ingest.sinks import LocalSink
+    from tmdb_ingest.api import ingest
+    from tmdb_ingest.config.settings import Settings
+    from tmdb_ingest.land.sinks import LocalSink
 
     settings = Settings(
         tmdb_url=url, api_key=API_KEY, rate=RATE, concurrency=CONCURRENCY, run_id="bench-memory"
@@ -141,7 +141,7 @@ def child(mode: str, n: int, url: str) -> None:
     import aiohttp  # noqa: F401 - the floor includes what every variant imports
     import orjson  # noqa: F401
 
-    import tmdb_ingest.pipeline  # noqa: F401
+    import tmdb_ingest.api  # noqa: F401
 
     ids = valid_ids(n)
     started = time.perf_counter()
@@ -170,7 +170,7 @@ def child_select(mode: str, csv: str) -> None:
     elif mode == "scan":
         import polars as pl
 
-        from tmdb_ingest.selection import DEFAULT_GENRES, DEFAULT_VOTES_ABOVE, _genre_pattern
+        from tmdb_ingest.selection.reader import DEFAULT_GENRES, DEFAULT_VOTES_ABOVE, _genre_pattern
 
         # The previous reader: one lazy scan of the whole file (polars maps the file).
         pl.scan_csv(

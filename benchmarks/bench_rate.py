@@ -3,7 +3,7 @@
 Each run is one TMDB emulator in its own process (150 ms median latency, lognormal;
 ``--limit`` and, for the drop, ``--limit-schedule``; ``Retry-After: 1`` on every 429)
 and one or two clients, each in its own process, each running the real pipeline,
-:func:`tmdb_ingest.pipeline.ingest` with ``Settings(rate="auto", max_rate=50)`` (or a
+:func:`tmdb_ingest.api.ingest` with ``Settings(rate="auto", max_rate=50)`` (or a
 baseline) into a local folder, for 70 s. The client's limiter is wrapped in a recorder
 that keeps every grant and whether it was answered 429 (the client's own on_answer /
 on_throttle calls); the emulator's counters are read at the end as a cross-check.
@@ -35,11 +35,11 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks._common import API_KEY, EmulatorProcess, valid_ids
-from tmdb_ingest.adaptive import AdaptiveLimiter
-from tmdb_ingest.pipeline import ingest
-from tmdb_ingest.ratelimit import Limiter, make_limiter
-from tmdb_ingest.settings import Settings
-from tmdb_ingest.sinks import LocalSink
+from tmdb_ingest.api import ingest
+from tmdb_ingest.config.settings import Settings
+from tmdb_ingest.fetch.rate import Limiter, make_limiter
+from tmdb_ingest.fetch.rate.adaptive import AdaptiveLimiter
+from tmdb_ingest.land.sinks import LocalSink
 
 ROOT = Path(__file__).resolve().parent.parent
 LATENCY_MS = 150.0

@@ -4,7 +4,7 @@ The full-size movies.csv (140 MB, 244,000 movies; :mod:`benchmarks.bench_selecti
 generates it) is uploaded to moto's S3 server, which runs in its own process. For the
 default selection and for the whole catalogue (``--genres '*' --votes-above -1``):
 
-- ``first``: :func:`~tmdb_ingest.saved_selection.resolve_selection` with nothing saved:
+- ``first``: :func:`~tmdb_ingest.selection.saved.resolve_selection` with nothing saved:
   HeadObject, the CSV downloaded and read, the selection and the index saved;
 - ``resume``: the same call again: HeadObject and two small GETs, no CSV;
 - ``resume, fresh process``: a new interpreter that imports what it needs and resumes,
@@ -41,9 +41,9 @@ SELECTIONS = (
 _FRESH = """
 import asyncio, datetime as dt, json, sys, time
 started = time.perf_counter()
-from tmdb_ingest.saved_selection import resolve_selection
-from tmdb_ingest.settings import Settings
-from tmdb_ingest.sinks import S3Sink
+from tmdb_ingest.selection.saved import resolve_selection
+from tmdb_ingest.config.settings import Settings
+from tmdb_ingest.land.sinks import S3Sink
 settings = Settings(**json.loads(sys.argv[1]))
 async def main():
     async with S3Sink(settings.bucket, endpoint_url=settings.s3_endpoint_url) as sink:
@@ -55,9 +55,9 @@ print(json.dumps({"resumed": got.resumed, "ids": len(got.ids), "polars": "polars
 
 
 async def _resolve(uri: str, overrides: dict[str, object]) -> tuple[float, int, bool, int]:
-    from tmdb_ingest.saved_selection import resolve_selection, selection_key
-    from tmdb_ingest.settings import Settings
-    from tmdb_ingest.sinks import S3Sink
+    from tmdb_ingest.config.settings import Settings
+    from tmdb_ingest.land.sinks import S3Sink
+    from tmdb_ingest.selection.saved import resolve_selection, selection_key
 
     settings = Settings(**overrides)  # type: ignore[arg-type]
     async with S3Sink(BUCKET, endpoint_url=settings.s3_endpoint_url) as sink:

@@ -34,7 +34,7 @@ import polars as pl
 from benchmarks._common import print_section
 from tmdb_ingest.emulator.sample import FULL_SIZE_MOVIES, generate_movies_csv
 from tmdb_ingest.ids import is_imdb_id
-from tmdb_ingest.selection import _genre_pattern, select_ids
+from tmdb_ingest.selection.reader import _genre_pattern, select_ids
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PATH = ROOT / "data" / "movies-full.csv"

@@ -5,10 +5,10 @@ lognormal; a server limit of 50 requests per second; 5% missing ids), served fro
 own process (``python -m tmdb_ingest emulate``), so that its arrival time stamps are
 not delayed by the client holding the interpreter lock; its counters come from its
 ``/_emulator/stats`` endpoint.
-Data lands in a :class:`~tmdb_ingest.sinks.LocalSink` in a temporary folder.
+Data lands in a :class:`~tmdb_ingest.land.sinks.LocalSink` in a temporary folder.
 
-- ours: :func:`tmdb_ingest.pipeline.ingest` at ``rate=40``, ``concurrency=20``, with
-  its :class:`~tmdb_ingest.ratelimit.RateLimiter`;
+- ours: :func:`tmdb_ingest.api.ingest` at ``rate=40``, ``concurrency=20``, with
+  its :class:`~tmdb_ingest.fetch.rate.fixed.RateLimiter`;
 - the same pipeline with ``aiolimiter.AsyncLimiter(1, 1 / rate)`` injected (strict but
   late: it loses throughput);
 - the same pipeline with ``aiolimiter.AsyncLimiter(rate, 1)`` (bursty: more than
@@ -35,9 +35,9 @@ import requests
 from aiolimiter import AsyncLimiter
 
 from benchmarks._common import API_KEY, EmulatorProcess, env_int, print_section, valid_ids
-from tmdb_ingest.pipeline import Summary, ingest
-from tmdb_ingest.settings import Settings
-from tmdb_ingest.sinks import LocalSink
+from tmdb_ingest.api import Summary, ingest
+from tmdb_ingest.config.settings import Settings
+from tmdb_ingest.land.sinks import LocalSink
 
 RATE = 40.0
 CONCURRENCY = 20

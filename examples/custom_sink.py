@@ -1,6 +1,6 @@
 """Plug in your own storage: a user-defined sink passed to ``ingest(..., sink=...)``.
 
-Any object with the methods of :class:`tmdb_ingest.sinks.Sink` (``put``, ``get``,
+Any object with the methods of :class:`tmdb_ingest.land.sinks.Sink` (``put``, ``get``,
 ``get_with_etag``, ``delete``, ``iter_keys``, ``check``, ``uri``) can take the place of
 S3; ``put`` and ``delete`` honour the conditions (``if_none_match``, ``if_match``).
 This one keeps every object in a dict and counts the bytes written, which is also a
@@ -28,11 +28,11 @@ import json
 import sys
 from collections.abc import AsyncIterator
 
+from tmdb_ingest.api import ingest
+from tmdb_ingest.config.settings import Settings
 from tmdb_ingest.errors import PreconditionFailed
-from tmdb_ingest.pipeline import ingest
-from tmdb_ingest.selection import select_ids
-from tmdb_ingest.settings import Settings
-from tmdb_ingest.sinks import Sink
+from tmdb_ingest.land.sinks import Sink
+from tmdb_ingest.selection.reader import select_ids
 
 
 def _etag(body: bytes) -> str:

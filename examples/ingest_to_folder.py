@@ -1,6 +1,6 @@
 """Fetch the selected movies into a local folder instead of a bucket.
 
-Shows :func:`tmdb_ingest.pipeline.ingest_csv` with ``Settings(out_dir=...)``: the same
+Shows :func:`tmdb_ingest.api.ingest_csv` with ``Settings(out_dir=...)``: the same
 layout as in S3 (``Raw/TMDB/JSON/YYYY/MM/DD/*.json``, state under ``_state``), handy for a
 first look at the data or for a laptop run. The TMDB endpoint and key come from
 ``TMDB_URL`` and ``TMDB_API_KEY``; ``TMDB_INGEST_*`` variables tune the run.
@@ -23,8 +23,8 @@ import json
 import sys
 from pathlib import Path
 
-from tmdb_ingest.pipeline import ingest_csv
-from tmdb_ingest.settings import Settings
+from tmdb_ingest.api import ingest_csv
+from tmdb_ingest.config.settings import Settings
 
 
 def data_files(out_dir: Path) -> list[Path]:

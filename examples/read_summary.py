@@ -1,6 +1,6 @@
 """Run the job, then read what it returns: the summary fields and the report lines.
 
-Shows how to use the :class:`tmdb_ingest.pipeline.Summary` that :func:`ingest_csv`
+Shows how to use the :class:`tmdb_ingest.api.Summary` that :func:`ingest_csv`
 returns (``selected``, ``fetched``, ``not_found``, ``failed``, ``done``, ...) and the
 report it points to: one JSON line per id that is not in a data file, with ``imdb_id``,
 ``outcome`` (``not_found`` or ``failed``) and ``reason``. Writes to a local folder (the
@@ -25,8 +25,8 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from tmdb_ingest.pipeline import Summary, ingest_csv
-from tmdb_ingest.settings import Settings
+from tmdb_ingest.api import Summary, ingest_csv
+from tmdb_ingest.config.settings import Settings
 
 
 def read_report(summary: Summary) -> list[dict[str, str]]:

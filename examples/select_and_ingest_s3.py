@@ -1,7 +1,7 @@
 """Select movies from movies.csv, then fetch them from TMDB into an S3 bucket.
 
-Shows the two steps of the job as library calls: :func:`tmdb_ingest.selection.select_ids`
-(the ids, from a path or an ``s3://`` URI) and :func:`tmdb_ingest.pipeline.ingest` (TMDB
+Shows the two steps of the job as library calls: :func:`tmdb_ingest.selection.reader.select_ids`
+(the ids, from a path or an ``s3://`` URI) and :func:`tmdb_ingest.api.ingest` (TMDB
 -> 100-movie JSON files under ``Raw/TMDB/JSON/YYYY/MM/DD/`` in the bucket). Settings
 come from the environment, as in the Lambda: ``TMDB_API_KEY`` (or ``TMDB_ACCESS_TOKEN``),
 ``TMDB_URL``, ``AWS_ENDPOINT_URL_S3`` and the ``TMDB_INGEST_*`` variables.
@@ -23,9 +23,9 @@ import asyncio
 import json
 import sys
 
-from tmdb_ingest.pipeline import ingest
-from tmdb_ingest.selection import select_ids
-from tmdb_ingest.settings import Settings
+from tmdb_ingest.api import ingest
+from tmdb_ingest.config.settings import Settings
+from tmdb_ingest.selection.reader import select_ids
 
 
 async def select_and_ingest(csv: str, bucket: str) -> dict[str, object]:

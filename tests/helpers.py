@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tmdb_ingest.settings import Settings
+from tmdb_ingest.config.settings import Settings
 
 PREFIX = "Raw/TMDB/JSON"
 

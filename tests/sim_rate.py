@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from tmdb_ingest.ratelimit import Limiter
+from tmdb_ingest.fetch.rate import Limiter
 
 
 @contextlib.contextmanager

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tmdb_ingest.sinks import LocalSink, S3Sink, Sink
+from tmdb_ingest.land.sinks import LocalSink, S3Sink, Sink
 
 
 @pytest.fixture(name="sink", params=["local", "s3"])

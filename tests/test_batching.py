@@ -7,10 +7,10 @@ import json
 
 import pytest
 
-from tmdb_ingest.batching import Batcher, FileFormat, encode_batch
+from tmdb_ingest.config.settings import Settings
 from tmdb_ingest.emulator.bodies import movie_details_bytes
 from tmdb_ingest.errors import ConfigError
-from tmdb_ingest.settings import Settings
+from tmdb_ingest.land.formats import Batcher, FileFormat, encode_batch
 
 BODIES = [movie_details_bytes(f"tt{n:07d}") for n in (111, 222, 333)]
 # a pretty-printed body: its line breaks are whitespace between tokens; the "\n" inside the

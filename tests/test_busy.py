@@ -16,10 +16,10 @@ import pytest
 
 from tests.fixtures_emulator import EmulatorFactory
 from tests.helpers import ids, read_dir, read_s3
+from tmdb_ingest.api import ingest
+from tmdb_ingest.config.settings import Settings
 from tmdb_ingest.emulator.server import EmulatorConfig, EmulatorThread
 from tmdb_ingest.errors import RunBusy
-from tmdb_ingest.pipeline import ingest
-from tmdb_ingest.settings import Settings
 
 KEY = "test-api-key"
 
@@ -79,7 +79,7 @@ def test_a_second_command_while_the_first_runs_exits_4_busy(tmp_path: Path) -> N
     """`tmdb-ingest run` twice on one folder: the second exits 4 with a one-line reason and a
     busy JSON summary, within about one lease TTL; the first finishes exactly once."""
     from tmdb_ingest.emulator.sample import generate_movies_csv
-    from tmdb_ingest.selection import select_ids
+    from tmdb_ingest.selection.reader import select_ids
 
     csv = tmp_path / "movies.csv"
     generate_movies_csv(csv, movies=8000, seed=9)
@@ -123,8 +123,8 @@ async def test_a_dead_holders_lease_that_outlasts_the_budget_makes_the_run_busy(
     run does not overrun its budget waiting, it is busy, having sent and written nothing."""
     import datetime as dt
 
-    from tmdb_ingest.lease import LeaseRecord, lease_key
-    from tmdb_ingest.settings import Shard
+    from tmdb_ingest.config.settings import Shard
+    from tmdb_ingest.run.lease import LeaseRecord, lease_key
 
     emu = await emulator_factory(EmulatorConfig())
     now = dt.datetime.now(dt.UTC)
@@ -150,8 +150,8 @@ def _live_foreign_lease(out: Path, run_id: str, seconds: float) -> Path:
     """Write a lease of run ``run_id`` held by another, live invocation for ``seconds``."""
     import datetime as dt
 
-    from tmdb_ingest.lease import LeaseRecord, lease_key
-    from tmdb_ingest.settings import Shard
+    from tmdb_ingest.config.settings import Shard
+    from tmdb_ingest.run.lease import LeaseRecord, lease_key
 
     now = dt.datetime.now(dt.UTC)
     record = LeaseRecord(
@@ -170,7 +170,7 @@ async def test_a_stop_while_waiting_for_the_lease_ends_the_wait_with_nothing_don
     """Asked to stop while it waits out another invocation's lease (here for a minute), the
     invocation ends then, not when the lease expires: nothing sent, nothing written, the
     other's lease untouched, a summary that is not done (the same command resumes)."""
-    from tmdb_ingest.stopping import StopRequest
+    from tmdb_ingest.run.stopping import StopRequest
 
     emu = await emulator_factory(EmulatorConfig())
     lease = _live_foreign_lease(tmp_path, "twice", 60.0)
@@ -235,7 +235,7 @@ async def test_a_stop_asked_before_the_lease_is_taken_does_nothing(
 ) -> None:
     """A stop requested before the invocation reaches the lease (a Ctrl-C while the CSV is
     read): no lease is taken, nothing is sent or written, and the summary is not done."""
-    from tmdb_ingest.stopping import StopRequest
+    from tmdb_ingest.run.stopping import StopRequest
 
     emu = await emulator_factory(EmulatorConfig())
     stop = StopRequest()

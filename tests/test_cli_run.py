@@ -19,7 +19,7 @@ from tests.helpers import read_dir, read_s3
 from tmdb_ingest.cli import main
 from tmdb_ingest.emulator.sample import generate_movies_csv
 from tmdb_ingest.emulator.server import EmulatorConfig, EmulatorThread
-from tmdb_ingest.selection import select_ids
+from tmdb_ingest.selection.reader import select_ids
 
 SUMMARY_FIELDS = [
     "run_id", "shard", "selected", "skipped", "fetched", "not_found", "failed", "batches",

@@ -16,14 +16,16 @@ import boto3
 import pytest
 
 import tmdb_ingest
-from tmdb_ingest import pipeline, selection, settings
+from tmdb_ingest import api as pipeline
 from tmdb_ingest.cli import main
 from tmdb_ingest.cli_parser import EXIT_CODES, build_parser, configuration_markdown
-from tmdb_ingest.credentials import SECRET_VARIABLES
+from tmdb_ingest.config import settings
+from tmdb_ingest.config.credentials import SECRET_VARIABLES
+from tmdb_ingest.config.settings import OPTIONS, Settings, Shard
 from tmdb_ingest.emulator.sample import generate_movies_csv
 from tmdb_ingest.emulator.server import EmulatorConfig, EmulatorThread
 from tmdb_ingest.errors import ConfigError, RunBusy, SinkError
-from tmdb_ingest.settings import OPTIONS, Settings, Shard
+from tmdb_ingest.selection import reader as selection
 from tmdb_ingest.summary import Summary
 
 ROOT = Path(__file__).resolve().parents[1]

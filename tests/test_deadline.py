@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tmdb_ingest.deadline import Deadline
+from tmdb_ingest.run.deadline import Deadline
 
 
 class Clock:

@@ -14,7 +14,7 @@ import pytest
 
 from tmdb_ingest.emulator import Emulator
 from tmdb_ingest.emulator.sample import generate_movies_csv
-from tmdb_ingest.selection import select_ids
+from tmdb_ingest.selection.reader import select_ids
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"

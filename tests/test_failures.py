@@ -13,11 +13,11 @@ from aiohttp import web
 
 from tests.fixtures_emulator import EmulatorFactory
 from tests.helpers import ids, read_dir
+from tmdb_ingest.api import ingest
+from tmdb_ingest.config.settings import Settings
 from tmdb_ingest.emulator.server import EmulatorConfig
 from tmdb_ingest.errors import TmdbUnreachable
-from tmdb_ingest.pipeline import ingest
-from tmdb_ingest.settings import Settings
-from tmdb_ingest.stopping import StopRequest
+from tmdb_ingest.run.stopping import StopRequest
 
 KEY = "test-api-key"
 

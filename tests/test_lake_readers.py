@@ -19,9 +19,9 @@ import pytest
 
 from tests.fixtures_emulator import EmulatorFactory
 from tests.helpers import ids, read_s3
+from tmdb_ingest.api import ingest
+from tmdb_ingest.config.settings import Settings
 from tmdb_ingest.emulator.server import Emulator, EmulatorConfig
-from tmdb_ingest.pipeline import ingest
-from tmdb_ingest.settings import Settings
 
 PREFIX = "Raw/TMDB/JSON"
 LAYOUT = {"json": "array", "ndjson": "newline_delimited"}

@@ -21,14 +21,14 @@ from awslambdaric.lambda_context import LambdaContext
 
 from tests.helpers import read_s3
 from tmdb_ingest import lambda_handler
-from tmdb_ingest.credentials import parse_secret
+from tmdb_ingest.config.credentials import parse_secret
+from tmdb_ingest.config.settings import Shard
 from tmdb_ingest.emulator.sample import generate_movies_csv
 from tmdb_ingest.emulator.server import EmulatorConfig, EmulatorThread
 from tmdb_ingest.errors import ConfigError, InputError, RunBusy
 from tmdb_ingest.lambda_handler import IngestFailed, handler, parse_event, safety_margin
-from tmdb_ingest.selection import select_ids
-from tmdb_ingest.settings import Shard
-from tmdb_ingest.state import shard_of
+from tmdb_ingest.run.state import shard_of
+from tmdb_ingest.selection.reader import select_ids
 from tmdb_ingest.summary import Summary
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -16,12 +16,12 @@ import orjson
 
 from tests.memory_sink import MemorySink
 from tests.virtual_time import run_virtual
-from tmdb_ingest.deadline import Deadline
-from tmdb_ingest.fetchpool import fetch_all
-from tmdb_ingest.lander import Lander
-from tmdb_ingest.settings import Shard
-from tmdb_ingest.state import RunState
-from tmdb_ingest.tmdb import FetchResult, Outcome, RequestStats
+from tmdb_ingest.config.settings import Shard
+from tmdb_ingest.fetch.client import FetchResult, Outcome, RequestStats
+from tmdb_ingest.fetch.pool import fetch_all
+from tmdb_ingest.land.lander import Lander
+from tmdb_ingest.run.deadline import Deadline
+from tmdb_ingest.run.state import RunState
 
 DAY = dt.date(2026, 12, 1)
 

@@ -19,10 +19,10 @@ import pytest
 from tests.manual_clock import ManualClock
 from tests.s3proxy import S3FaultProxy
 from tests.sink_fixtures import sink_fixture  # noqa: F401 (the `sink` fixture)
+from tmdb_ingest.config.settings import Shard
 from tmdb_ingest.errors import LeaseLost, RunBusy, SinkError
-from tmdb_ingest.lease import DEFAULT_SKEW, FencedSink, Lease, LeaseRecord, lease_key
-from tmdb_ingest.settings import Shard
-from tmdb_ingest.sinks import S3Sink, Sink
+from tmdb_ingest.land.sinks import S3Sink, Sink
+from tmdb_ingest.run.lease import DEFAULT_SKEW, FencedSink, Lease, LeaseRecord, lease_key
 
 TTL = 30.0
 KEY = lease_key("Raw/TMDB/_state", "run-x", Shard(0, 1))
@@ -150,7 +150,7 @@ async def test_lost_renewal_stops_the_holder_before_valid_until(
     """Renewals that keep failing lose the lease at valid_until; nothing is written after."""
     clock = ManualClock()
     faulty = FaultySink(sink)
-    with caplog.at_level(logging.INFO, logger="tmdb_ingest.lease"):
+    with caplog.at_level(logging.INFO, logger="tmdb_ingest.run.lease"):
         async with hold(faulty, clock, "A") as lease:
             fenced = FencedSink(faulty, lease)
             faulty.refuse_renewals = True
@@ -205,7 +205,7 @@ async def test_stale_lease_is_taken_over_after_expiry(
             acquired.set()
             return lease.epoch
 
-    with caplog.at_level(logging.INFO, logger="tmdb_ingest.lease"):
+    with caplog.at_level(logging.INFO, logger="tmdb_ingest.run.lease"):
         task = asyncio.create_task(invocation())
         await clock.until_sleeping(1)
         assert "is held by killed/41 until" in caplog.text

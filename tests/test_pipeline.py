@@ -13,11 +13,11 @@ import pytest
 from tests.fixtures_emulator import EmulatorFactory
 from tests.helpers import ids, read_dir, read_s3
 from tests.s3proxy import S3FaultProxy
+from tmdb_ingest.api import ingest
+from tmdb_ingest.config.settings import Settings, Shard
 from tmdb_ingest.emulator.server import ALL_FAULTS, EmulatorConfig
 from tmdb_ingest.errors import AuthError, SinkError
-from tmdb_ingest.pipeline import ingest
-from tmdb_ingest.settings import Settings, Shard
-from tmdb_ingest.state import shard_of
+from tmdb_ingest.run.state import shard_of
 
 KEY = "test-api-key"
 

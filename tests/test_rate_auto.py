@@ -16,8 +16,8 @@ import pytest
 
 from tests.sim_rate import SimServer, stalls, virtual_time
 from tmdb_ingest import Limiter as PublicLimiter
-from tmdb_ingest.adaptive import AdaptiveLimiter
-from tmdb_ingest.ratelimit import Limiter, RateLimiter, make_limiter
+from tmdb_ingest.fetch.rate import Limiter, RateLimiter, make_limiter
+from tmdb_ingest.fetch.rate.adaptive import AdaptiveLimiter
 
 
 def auto(clock: object, seed: int = 0, **kwargs: object) -> AdaptiveLimiter:

@@ -9,7 +9,8 @@ import random
 
 import pytest
 
-from tmdb_ingest.ratelimit import _WINDOW_MARGIN, RateLimiter
+from tmdb_ingest.fetch.rate.fixed import RateLimiter
+from tmdb_ingest.fetch.rate.pacer import _WINDOW_MARGIN
 
 
 class FakeClock:

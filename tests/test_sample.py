@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tmdb_ingest.emulator.sample import HEADER, generate_movies_csv, iter_rows, main
-from tmdb_ingest.selection import select_ids
+from tmdb_ingest.selection.reader import select_ids
 
 REAL_HEADER = (
     "id|tituloPincipal|tituloOriginal|anoLancamento|tempoMinutos|genero|notaMedia|numeroVotos"

@@ -14,8 +14,11 @@ import pytest
 
 from tests.s3proxy import S3FaultProxy
 from tests.test_selection import HEADER, row
+from tmdb_ingest.config.settings import Settings
 from tmdb_ingest.errors import InputError
-from tmdb_ingest.saved_selection import (
+from tmdb_ingest.land.sinks import LocalSink, S3Sink
+from tmdb_ingest.run.state import derive_run_id
+from tmdb_ingest.selection.saved import (
     InputIdentity,
     _decode,
     _encode,
@@ -24,9 +27,6 @@ from tmdb_ingest.saved_selection import (
     resolve_selection,
     selection_key,
 )
-from tmdb_ingest.settings import Settings
-from tmdb_ingest.sinks import LocalSink, S3Sink
-from tmdb_ingest.state import derive_run_id
 
 DAY = dt.date(2026, 12, 1)
 
@@ -251,9 +251,9 @@ def test_resume_imports_no_polars(tmp_path: Path) -> None:
     code = textwrap.dedent(
         f"""
         import asyncio, datetime as dt, sys
-        from tmdb_ingest.saved_selection import resolve_selection
-        from tmdb_ingest.settings import Settings
-        from tmdb_ingest.sinks import LocalSink
+        from tmdb_ingest.selection.saved import resolve_selection
+        from tmdb_ingest.config.settings import Settings
+        from tmdb_ingest.land.sinks import LocalSink
         got = asyncio.run(resolve_selection(
             {str(csv)!r}, Settings(out_dir={str(out)!r}), LocalSink({str(out)!r}),
             day=dt.date({DAY.year}, {DAY.month}, {DAY.day}),

@@ -10,7 +10,7 @@ import pytest
 
 from tmdb_ingest.cli import main
 from tmdb_ingest.errors import ConfigError, InputError
-from tmdb_ingest.selection import (
+from tmdb_ingest.selection.reader import (
     Selection,
     _s3_error_message,
     read_ids_file,
@@ -465,7 +465,7 @@ def test_pieces_split_anywhere_give_the_same_selection(
     whole = select_ids(path)
     assert whole.ids == ["tt0000001", "tt0000002", "tt0000005", "tt0000006"]
     assert (whole.rows, whole.invalid_ids) == (9, 1)
-    monkeypatch.setattr("tmdb_ingest.selection._PIECE_BYTES", piece_bytes)
+    monkeypatch.setattr("tmdb_ingest.selection.reader._PIECE_BYTES", piece_bytes)
     assert select_ids(path) == whole
 
 
@@ -473,7 +473,7 @@ def test_many_pieces_of_a_larger_file(tmp_path: Path, monkeypatch: pytest.Monkey
     """Thousands of rows read in many small pieces: every matching id, every row counted."""
     rows = [row(f"tt{n:07d}", "Sci-Fi" if n % 3 else "Drama", str(n)) for n in range(1, 5001)]
     path = write(tmp_path, *rows)
-    monkeypatch.setattr("tmdb_ingest.selection._PIECE_BYTES", 10_000)
+    monkeypatch.setattr("tmdb_ingest.selection.reader._PIECE_BYTES", 10_000)
     selection = select_ids(path)
     assert selection.rows == 5000
     assert selection.ids == [f"tt{n:07d}" for n in range(1001, 5001) if n % 3]
@@ -486,7 +486,7 @@ def test_bad_utf8_in_a_later_piece_is_an_input_error(
     good = "\n".join(row(f"tt{n:07d}") for n in range(50))
     path = tmp_path / "late.csv"
     path.write_bytes(f"{HEADER}\n{good}\n".encode() + row("tt0000001").encode() + b"\xff\n")
-    monkeypatch.setattr("tmdb_ingest.selection._PIECE_BYTES", 1000)
+    monkeypatch.setattr("tmdb_ingest.selection.reader._PIECE_BYTES", 1000)
     with pytest.raises(InputError, match="not a UTF-8 text file"):
         select_ids(path)
 
@@ -496,6 +496,6 @@ def test_selection_module_imports_polars_only_when_reading() -> None:
     import subprocess
     import sys
 
-    code = "import sys, tmdb_ingest.selection; print('polars' in sys.modules)"
+    code = "import sys, tmdb_ingest.selection.reader; print('polars' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

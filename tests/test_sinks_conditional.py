@@ -15,10 +15,10 @@ import pytest
 
 from tests.s3proxy import S3FaultProxy
 from tests.sink_fixtures import sink_fixture  # noqa: F401 (the `sink` fixture)
+from tmdb_ingest.config.settings import Shard
 from tmdb_ingest.errors import PreconditionFailed, SinkError
-from tmdb_ingest.settings import Shard
-from tmdb_ingest.sinks import LocalSink, S3Sink, Sink, same_etag
-from tmdb_ingest.state import RunState
+from tmdb_ingest.land.sinks import LocalSink, S3Sink, Sink, same_etag
+from tmdb_ingest.run.state import RunState
 
 KEY = "Raw/TMDB/_state/run-x/shard-0-of-1/lease.json"
 

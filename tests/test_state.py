@@ -8,10 +8,10 @@ from pathlib import Path
 import orjson
 import pytest
 
+from tmdb_ingest.config.settings import Settings, Shard
 from tmdb_ingest.errors import SinkError
-from tmdb_ingest.settings import Settings, Shard
-from tmdb_ingest.sinks import LocalSink
-from tmdb_ingest.state import ReportEntry, RunState, derive_run_id, in_shard, shard_of
+from tmdb_ingest.land.sinks import LocalSink
+from tmdb_ingest.run.state import ReportEntry, RunState, derive_run_id, in_shard, shard_of
 
 DAY = dt.date(2026, 11, 30)
 

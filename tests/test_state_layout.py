@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from tmdb_ingest.batching import JSON_ARRAY, FileFormat
-from tmdb_ingest.settings import Settings, Shard
-from tmdb_ingest.sinks import LocalSink
-from tmdb_ingest.state import RunState, legacy_state_root
+from tmdb_ingest.config.settings import Settings, Shard
+from tmdb_ingest.land.formats import JSON_ARRAY, FileFormat
+from tmdb_ingest.land.sinks import LocalSink
+from tmdb_ingest.run.state import RunState, legacy_state_root
 
 DAY = dt.date(2026, 11, 30)
 PREFIX = "Raw/TMDB/JSON"

@@ -13,15 +13,15 @@ import pytest
 
 from tests.fixtures_emulator import EmulatorFactory
 from tests.helpers import ids
+from tmdb_ingest.api import ingest
 from tmdb_ingest.cli import main
+from tmdb_ingest.config.settings import Settings, Shard
 from tmdb_ingest.emulator.server import EmulatorConfig
 from tmdb_ingest.errors import ConfigError
-from tmdb_ingest.pipeline import ingest
-from tmdb_ingest.settings import Settings, Shard
-from tmdb_ingest.sinks import LocalSink, S3Sink
-from tmdb_ingest.state import RunState, legacy_state_root
-from tmdb_ingest.status import run_status
-from tmdb_ingest.stopping import StopRequest
+from tmdb_ingest.land.sinks import LocalSink, S3Sink
+from tmdb_ingest.run.state import RunState, legacy_state_root
+from tmdb_ingest.run.status import run_status
+from tmdb_ingest.run.stopping import StopRequest
 
 KEY = "test-api-key"
 STATUS_FIELDS = [

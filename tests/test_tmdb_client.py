@@ -13,10 +13,10 @@ import orjson
 import pytest
 from aioresponses import aioresponses as _aioresponses
 
+from tmdb_ingest.config.settings import Settings
 from tmdb_ingest.errors import AuthError, TmdbUnreachable
-from tmdb_ingest.ratelimit import RateLimiter
-from tmdb_ingest.settings import Settings
-from tmdb_ingest.tmdb import Outcome, TmdbClient
+from tmdb_ingest.fetch.client import Outcome, TmdbClient
+from tmdb_ingest.fetch.rate import RateLimiter
 
 BASE = "https://tmdb.test/3"
 KEY = "sk-unit-test-secret-1234"

@@ -6,9 +6,9 @@ import asyncio
 
 import orjson
 
-from tmdb_ingest.ratelimit import RateLimiter
-from tmdb_ingest.settings import Secret
-from tmdb_ingest.tmdb import ClientPolicy, Outcome, TmdbClient
+from tmdb_ingest.config.settings import Secret
+from tmdb_ingest.fetch.client import ClientPolicy, Outcome, TmdbClient
+from tmdb_ingest.fetch.rate import RateLimiter
 
 BODY = orjson.dumps({"id": 11, "imdb_id": "tt0076759", "title": "Star Wars"})
 

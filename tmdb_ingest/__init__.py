@@ -7,9 +7,11 @@ The public face::
     settings = Settings(bucket="my-lake", api_key="...")
     summary = await ingest_csv("movies.csv", settings)   # or ingest(ids, settings)
 
-Everything else lives in modules named for one idea each: ``selection``, ``tmdb``,
-``ratelimit``, ``batching``, ``sinks``, ``state``, ``pipeline``, ``cli``,
-``lambda_handler`` and ``emulator``.
+Everything else lives in subpackages along the data's flow: ``config`` (settings,
+credentials), ``selection`` (movies.csv to ids), ``fetch`` (the TMDB client, the pool, the
+rate limiters), ``land`` (formats, sinks, the lander), ``run`` (layout, state, lease,
+deadline, stopping, status), ``api`` (``ingest``, ``ingest_csv``), and the entry points
+``cli``, ``lambda_handler`` and ``emulator``.
 
 The names below are loaded on first use (a module ``__getattr__``), so that ``import
 tmdb_ingest`` and the CLI's start-up do not pay for polars, aiohttp and aiobotocore
@@ -22,6 +24,8 @@ from importlib import import_module as _import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from tmdb_ingest.api import ingest, ingest_csv
+    from tmdb_ingest.config.settings import Secret, Settings, Shard
     from tmdb_ingest.errors import (
         AuthError,
         ConfigError,
@@ -33,12 +37,10 @@ if TYPE_CHECKING:
         TmdbIngestError,
         TmdbUnreachable,
     )
-    from tmdb_ingest.pipeline import ingest, ingest_csv
-    from tmdb_ingest.ratelimit import Limiter
-    from tmdb_ingest.selection import Selection, select_ids, select_ids_async
-    from tmdb_ingest.settings import Secret, Settings, Shard
-    from tmdb_ingest.sinks import LocalSink, S3Sink, Sink
-    from tmdb_ingest.stopping import StopRequest
+    from tmdb_ingest.fetch.rate.limiter import Limiter
+    from tmdb_ingest.land.sinks import LocalSink, S3Sink, Sink
+    from tmdb_ingest.run.stopping import StopRequest
+    from tmdb_ingest.selection.reader import Selection, select_ids, select_ids_async
     from tmdb_ingest.summary import Summary
 
     __version__: str
@@ -50,12 +52,12 @@ _LAZY = {
          "SinkError", "TmdbIngestError", "TmdbUnreachable"),
         "errors",
     ),
-    **dict.fromkeys(("ingest", "ingest_csv"), "pipeline"),
-    "Limiter": "ratelimit",
-    **dict.fromkeys(("Selection", "select_ids", "select_ids_async"), "selection"),
-    **dict.fromkeys(("Secret", "Settings", "Shard"), "settings"),
-    **dict.fromkeys(("LocalSink", "S3Sink", "Sink"), "sinks"),
-    "StopRequest": "stopping",
+    **dict.fromkeys(("ingest", "ingest_csv"), "api"),
+    "Limiter": "fetch.rate.limiter",
+    **dict.fromkeys(("Selection", "select_ids", "select_ids_async"), "selection.reader"),
+    **dict.fromkeys(("Secret", "Settings", "Shard"), "config.settings"),
+    **dict.fromkeys(("LocalSink", "S3Sink", "Sink"), "land.sinks"),
+    "StopRequest": "run.stopping",
     "Summary": "summary",
 }  # fmt: skip
 

@@ -21,20 +21,20 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from tmdb_ingest.cli_parser import build_parser, flags_given
+from tmdb_ingest.config.settings import Settings
 from tmdb_ingest.errors import ConfigError, InputError, RunBusy, TmdbIngestError
 from tmdb_ingest.logs import redact
-from tmdb_ingest.settings import Settings
 from tmdb_ingest.summary import Summary
 
 if TYPE_CHECKING:
-    from tmdb_ingest.stopping import StopRequest
+    from tmdb_ingest.run.stopping import StopRequest
 
 EXIT_DONE, EXIT_FATAL, EXIT_USAGE, EXIT_BUDGET, EXIT_BUSY, EXIT_SIGINT = 0, 1, 2, 3, 4, 130
 _INTERRUPTED = "interrupted; the state is saved and the same command resumes"
 
 
 def _cmd_select(args: Namespace) -> int:
-    from tmdb_ingest.selection import select_ids
+    from tmdb_ingest.selection.reader import select_ids
 
     settings = Settings.from_env(flags=flags_given(args))
     selection = select_ids(
@@ -51,11 +51,11 @@ def _cmd_select(args: Namespace) -> int:
 
 
 async def _run(args: Namespace, stop: StopRequest) -> Summary:
-    from tmdb_ingest.credentials import credentials_from_env
+    from tmdb_ingest.api import ingest_csv
+    from tmdb_ingest.config.credentials import credentials_from_env
     from tmdb_ingest.logs import configure_logging
-    from tmdb_ingest.pipeline import ingest_csv
     from tmdb_ingest.progress import progress_for
-    from tmdb_ingest.stopping import stop_on_signals
+    from tmdb_ingest.run.stopping import stop_on_signals
 
     with stop_on_signals(stop):
         credentials = await credentials_from_env(os.environ)
@@ -71,7 +71,7 @@ async def _run(args: Namespace, stop: StopRequest) -> Summary:
 def _cmd_run(args: Namespace) -> int:
     import asyncio  # here, not at the top: the parser and `--help` do without it
 
-    from tmdb_ingest.stopping import StopRequest
+    from tmdb_ingest.run.stopping import StopRequest
 
     stop = StopRequest()
     try:
@@ -126,7 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "run":
             return _cmd_run(args)
         if args.command == "status":
-            from tmdb_ingest import status
+            from tmdb_ingest.run import status
 
             return status.command(args)
         if args.command == "emulate":

@@ -1,5 +1,5 @@
 """The ``tmdb-ingest`` argument parser and the configuration reference, both built from
-:data:`tmdb_ingest.settings.OPTIONS`.
+:data:`tmdb_ingest.config.settings.OPTIONS`.
 
 Every flag's argparse default is ``None``, so a flag the user did not type leaves the
 environment (and then the default) in charge: :func:`flags_given` returns only what
@@ -13,8 +13,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from tmdb_ingest.credentials import SECRET_VARIABLES
-from tmdb_ingest.settings import OPTIONS, Option
+from tmdb_ingest.config.credentials import SECRET_VARIABLES
+from tmdb_ingest.config.settings import OPTIONS, Option
 
 __all__ = ["DESCRIPTION", "EXIT_CODES", "build_parser", "configuration_markdown", "flags_given"]
 
@@ -162,7 +162,7 @@ def configuration_markdown() -> str:
         "<!-- Generated from tmdb_ingest/settings.py (OPTIONS) by",
         "     `python -m tmdb_ingest.cli_parser > docs/configuration.md`; a test checks it. -->",
         "",
-        "One table of options (`tmdb_ingest.settings.OPTIONS`) gives the `Settings` fields,",
+        "One table of options (`tmdb_ingest.config.settings.OPTIONS`) gives the `Settings` fields,",
         "their defaults, the `tmdb-ingest` flags and the environment variables. The CLI and",
         "the Lambda handler read the same variables. Precedence, highest first: a flag, the",
         "environment variable, the default (the Lambda handler has no flags; its event may",

@@ -19,11 +19,11 @@ from pathlib import Path
 
 import orjson
 
+from tmdb_ingest.config.settings import Settings
 from tmdb_ingest.emulator.sample import generate_movies_csv
 from tmdb_ingest.emulator.server import EmulatorConfig, EmulatorThread
 from tmdb_ingest.errors import ConfigError
 from tmdb_ingest.logs import configure_logging
-from tmdb_ingest.settings import Settings
 
 DEMO_BUCKET = "tmdb-ingest-demo"
 DEMO_KEY = "test-api-key"
@@ -87,7 +87,7 @@ async def _run(
 ) -> int:
     from aiobotocore.session import get_session
 
-    from tmdb_ingest.pipeline import ingest_csv
+    from tmdb_ingest.api import ingest_csv
     from tmdb_ingest.progress import progress_for
 
     async with get_session().create_client("s3", endpoint_url=s3_url) as s3:

@@ -34,11 +34,11 @@ from urllib.parse import unquote_plus
 
 import orjson
 
-from tmdb_ingest.credentials import credentials_from_env
+from tmdb_ingest.api import ingest_csv
+from tmdb_ingest.config.credentials import credentials_from_env
+from tmdb_ingest.config.settings import Settings, Shard
 from tmdb_ingest.errors import ConfigError, FatalError, IngestFailed, InputError, RunBusy
 from tmdb_ingest.logs import FIELDS, configure_logging, emf_metrics, redact
-from tmdb_ingest.pipeline import ingest_csv
-from tmdb_ingest.settings import Settings, Shard
 from tmdb_ingest.summary import Summary
 
 __all__ = ["METRICS_NAMESPACE", "IngestFailed", "handler", "parse_event", "safety_margin"]

@@ -27,20 +27,20 @@ from typing import Any, TypeVar
 
 import aiohttp
 
-from tmdb_ingest.batching import FileFormat
-from tmdb_ingest.deadline import Deadline
+from tmdb_ingest.config.settings import Settings
 from tmdb_ingest.errors import FatalError, RunBusy
-from tmdb_ingest.fetchpool import fetch_all
+from tmdb_ingest.fetch.client import ClientPolicy, FetchResult, Outcome, TmdbClient
+from tmdb_ingest.fetch.pool import fetch_all
+from tmdb_ingest.fetch.rate.limiter import Limiter
 from tmdb_ingest.ids import is_imdb_id
-from tmdb_ingest.lander import Lander
-from tmdb_ingest.lease import FencedSink, Lease, lease_key
-from tmdb_ingest.ratelimit import Limiter
-from tmdb_ingest.settings import Settings
-from tmdb_ingest.sinks import LocalSink, S3Sink, Sink
-from tmdb_ingest.state import RunState, derive_run_id, find_run, in_shard
-from tmdb_ingest.stopping import StopRequest
+from tmdb_ingest.land.formats import FileFormat
+from tmdb_ingest.land.lander import Lander
+from tmdb_ingest.land.sinks import LocalSink, S3Sink, Sink
+from tmdb_ingest.run.deadline import Deadline
+from tmdb_ingest.run.lease import FencedSink, Lease, lease_key
+from tmdb_ingest.run.state import RunState, derive_run_id, find_run, in_shard
+from tmdb_ingest.run.stopping import StopRequest
 from tmdb_ingest.summary import Progress, Snapshot, Summary
-from tmdb_ingest.tmdb import ClientPolicy, FetchResult, Outcome, TmdbClient
 
 __all__ = ["Progress", "Snapshot", "Summary", "ingest", "ingest_csv", "open_sink"]
 
@@ -84,13 +84,13 @@ async def ingest(
     already landed or reported by an earlier invocation of the same run are skipped.
     ``sink`` and ``session`` can be injected; otherwise they are made from ``settings``
     and closed on return. ``limiter`` replaces the one ``settings.rate`` names (any
-    :class:`~tmdb_ingest.ratelimit.Limiter`). ``started_at`` (on the event loop's clock)
+    :class:`~tmdb_ingest.fetch.rate.limiter.Limiter`). ``started_at`` (on the event loop's clock)
     is when the time budget began; default: now. ``stop`` (a
-    :class:`~tmdb_ingest.stopping.StopRequest`) stops the run cleanly when requested: no
+    :class:`~tmdb_ingest.run.stopping.StopRequest`) stops the run cleanly when requested: no
     new ids, the partial file landed, the state saved, ``done: false``.
 
     One invocation at a time holds a run and shard (a lease in the sink, see
-    :mod:`tmdb_ingest.lease`; ``holder`` names this one in it). When another holds it and
+    :mod:`tmdb_ingest.run.lease`; ``holder`` names this one in it). When another holds it and
     keeps it alive, :class:`~tmdb_ingest.errors.RunBusy` is raised (within about half the
     lease TTL, with a ``busy`` summary) before anything is sent or written; a dead
     holder's lease is taken over once it expires. Raises
@@ -334,10 +334,10 @@ async def ingest_csv(
     """Select ids from movies.csv (a path or ``s3://`` URI) and :func:`ingest` them.
 
     The first invocation of a run saves its selection with the run; the next ones read it
-    instead of the CSV (see :mod:`tmdb_ingest.saved_selection`). A CSV that changed under
+    instead of the CSV (see :mod:`tmdb_ingest.selection.saved`). A CSV that changed under
     an explicit run id raises :class:`~tmdb_ingest.errors.InputError`, before any request.
     """
-    from tmdb_ingest.saved_selection import resolve_selection
+    from tmdb_ingest.selection.saved import resolve_selection
 
     kwargs.setdefault("started_at", asyncio.get_running_loop().time())
     settings.require_credentials()

@@ -1,7 +1,7 @@
 """The TMDB client: authentication, one request per movie, and the outcome of each.
 
 A plain client, in the manner of httpx's: it knows its endpoint, its credentials, a
-:class:`ClientPolicy` (timeouts, retries) and a :class:`~tmdb_ingest.ratelimit.Limiter`,
+:class:`ClientPolicy` (timeouts, retries) and a :class:`~tmdb_ingest.fetch.rate.limiter.Limiter`,
 nothing of the run that uses it. It is stopped by cancellation or by the ``retry_until``
 deadline (on the event loop's clock) given to :meth:`TmdbClient.fetch`.
 
@@ -43,11 +43,11 @@ from tenacity import (
 )
 
 from tmdb_ingest.errors import AuthError, ConfigError, TmdbUnreachable
+from tmdb_ingest.fetch.rate.limiter import Limiter, make_limiter
 from tmdb_ingest.ids import is_imdb_id
-from tmdb_ingest.ratelimit import Limiter, make_limiter
 
 if TYPE_CHECKING:
-    from tmdb_ingest.settings import Secret, Settings
+    from tmdb_ingest.config.settings import Secret, Settings
 
 __all__ = ["ClientPolicy", "FetchResult", "Outcome", "RequestStats", "TmdbClient"]
 

@@ -1,6 +1,6 @@
 """The run's selection, saved with the run: a resumed invocation reads it, not movies.csv.
 
-The first invocation of a run reads movies.csv (:mod:`tmdb_ingest.selection`) and saves
+The first invocation of a run reads movies.csv (:mod:`tmdb_ingest.selection.reader`) and saves
 the selected ids beside the run's state, with the identity of the input they came from
 (ETag and size of an ``s3://`` object; size and ``mtime_ns`` of a file) and the selection
 parameters. A later invocation of the same run asks only for the input's identity (one
@@ -39,12 +39,12 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from tmdb_ingest.errors import InputError
-from tmdb_ingest.state import derive_run_id
+from tmdb_ingest.run.state import derive_run_id
 
 if TYPE_CHECKING:
-    from tmdb_ingest.selection import Selection
-    from tmdb_ingest.settings import Settings
-    from tmdb_ingest.sinks import Sink
+    from tmdb_ingest.config.settings import Settings
+    from tmdb_ingest.land.sinks import Sink
+    from tmdb_ingest.selection.reader import Selection
 
 __all__ = ["InputIdentity", "RunSelection", "input_identity", "resolve_selection"]
 
@@ -129,7 +129,7 @@ async def _s3_identity(uri: str, endpoint_url: str | None, client: Any) -> Input
     from botocore.exceptions import BotoCoreError, ClientError
 
     # The selection module's helpers, not its reader: importing it does not import polars.
-    from tmdb_ingest.selection import _s3_error_message, _split_s3_uri
+    from tmdb_ingest.selection.reader import _s3_error_message, _split_s3_uri
 
     bucket, key = _split_s3_uri(uri)
     try:
@@ -271,7 +271,7 @@ async def resolve_selection(
     ``sink`` is the run's opened sink (state lives there); ``day`` the run's UTC day,
     which the derived run id and the index cover. Without ``settings.run_id``: the index
     of this input names the run and its saved selection (no CSV read); else the CSV is
-    read, the run id derived with :func:`~tmdb_ingest.state.derive_run_id`, and the
+    read, the run id derived with :func:`~tmdb_ingest.run.state.derive_run_id`, and the
     selection and the index saved. With ``settings.run_id``: its saved selection, when the
     input's identity and the parameters are the ones it was saved with; else the CSV is
     read and must give the same ids (else :class:`~tmdb_ingest.errors.InputError`).
@@ -360,7 +360,7 @@ async def _resolve_explicit(
 
 def _s3_client_of(sink: Sink, settings: Settings) -> Any:
     """The S3 sink's open client, when it talks to the endpoint the CSV is read from."""
-    from tmdb_ingest.sinks import S3Sink
+    from tmdb_ingest.land.sinks import S3Sink
 
     # One client fewer to open: a resume is a HeadObject and two GETs, and opening a
     # client costs about as much as all three.
@@ -375,7 +375,7 @@ def _describe(parameters: dict[str, Any]) -> str:
 
 
 async def _read_csv(source: str, settings: Settings) -> Selection:
-    from tmdb_ingest.selection import select_ids_async
+    from tmdb_ingest.selection.reader import select_ids_async
 
     return await select_ids_async(
         source,

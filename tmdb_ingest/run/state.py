@@ -42,10 +42,10 @@ from typing import Any
 
 import orjson
 
-from tmdb_ingest.batching import DATA_EXTENSIONS, JSON_ARRAY, FileFormat
+from tmdb_ingest.config.settings import Settings, Shard
 from tmdb_ingest.errors import PreconditionFailed, SinkError
-from tmdb_ingest.settings import Settings, Shard
-from tmdb_ingest.sinks import Sink
+from tmdb_ingest.land.formats import DATA_EXTENSIONS, JSON_ARRAY, FileFormat
+from tmdb_ingest.land.sinks import Sink
 
 __all__ = [
     "ReportEntry",

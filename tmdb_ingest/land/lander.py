@@ -25,11 +25,11 @@ import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from tmdb_ingest.batching import Batch, Batcher
-from tmdb_ingest.deadline import Deadline
 from tmdb_ingest.errors import FatalError
-from tmdb_ingest.state import ReportEntry, RunState
-from tmdb_ingest.tmdb import FetchResult, Outcome
+from tmdb_ingest.fetch.client import FetchResult, Outcome
+from tmdb_ingest.land.formats import Batch, Batcher
+from tmdb_ingest.run.deadline import Deadline
+from tmdb_ingest.run.state import ReportEntry, RunState
 
 __all__ = ["DataFile", "LandedCounts", "Lander", "ReportChunk"]
 

@@ -21,10 +21,10 @@ import asyncio
 import logging
 from collections.abc import Iterable, Iterator
 
-from tmdb_ingest.deadline import Deadline
 from tmdb_ingest.errors import FatalError
-from tmdb_ingest.lander import Lander
-from tmdb_ingest.tmdb import TmdbClient
+from tmdb_ingest.fetch.client import TmdbClient
+from tmdb_ingest.land.lander import Lander
+from tmdb_ingest.run.deadline import Deadline
 
 __all__ = ["fetch_all"]
 

@@ -22,10 +22,10 @@ from typing import Any
 
 import orjson
 
+from tmdb_ingest.config.settings import DEFAULT_PREFIX, Settings, Shard
 from tmdb_ingest.errors import ConfigError, SinkError
-from tmdb_ingest.settings import DEFAULT_PREFIX, Settings, Shard
-from tmdb_ingest.sinks import LocalSink, S3Sink, Sink
-from tmdb_ingest.state import RunLayout, RunState, find_run, legacy_state_root
+from tmdb_ingest.land.sinks import LocalSink, S3Sink, Sink
+from tmdb_ingest.run.state import RunLayout, RunState, find_run, legacy_state_root
 
 __all__ = ["RunStatus", "ShardStatus", "command", "run_status"]
 

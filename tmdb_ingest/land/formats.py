@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 from tmdb_ingest.errors import ConfigError
 
 if TYPE_CHECKING:
-    from tmdb_ingest.settings import Settings
+    from tmdb_ingest.config.settings import Settings
 
 __all__ = ["DATA_EXTENSIONS", "JSON_ARRAY", "Batch", "Batcher", "FileFormat", "encode_batch"]
 

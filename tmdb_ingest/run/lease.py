@@ -45,13 +45,13 @@ from typing import Any, TypeVar
 
 import orjson
 
+from tmdb_ingest.config.settings import Shard
 from tmdb_ingest.errors import LeaseLost, PreconditionFailed, RunBusy, SinkError
-from tmdb_ingest.settings import Shard
-from tmdb_ingest.sinks import Sink
+from tmdb_ingest.land.sinks import Sink
 
 __all__ = ["DEFAULT_SKEW", "FencedSink", "Lease", "LeaseRecord", "lease_key"]
 
-log = logging.getLogger("tmdb_ingest.lease")
+log = logging.getLogger("tmdb_ingest.run.lease")
 
 DEFAULT_SKEW = 5.0
 """Seconds an expired lease is still respected: covers wall clocks that disagree (NTP keeps

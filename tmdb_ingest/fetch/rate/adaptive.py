@@ -42,7 +42,7 @@ converge through the probes, more slowly.
 has passed. Without it, a cut holds every waiter for a jittered backoff that doubles
 with each cut not followed by an answer.
 
-Pacing is :class:`~tmdb_ingest.ratelimit.Pacer`'s: an absolute schedule and a window cap
+Pacing is :class:`~tmdb_ingest.fetch.rate.pacer.Pacer`'s: an absolute schedule and a window cap
 of ``floor(rate)`` grants in any second, so the pace never bursts. docs/rate.md has the
 measurements the constants come from.
 """
@@ -55,7 +55,7 @@ import random
 import time
 from collections import deque
 
-from tmdb_ingest.ratelimit import Clock, Pacer, Sleep
+from tmdb_ingest.fetch.rate.pacer import Clock, Pacer, Sleep
 
 __all__ = ["AdaptiveLimiter"]
 
@@ -74,7 +74,7 @@ _RISEN_AFTER = 2.0
 
 
 class AdaptiveLimiter:
-    """A :class:`~tmdb_ingest.ratelimit.Limiter` that finds the server's ceiling from 429s.
+    """A :class:`~tmdb_ingest.fetch.rate.limiter.Limiter` that finds the server's ceiling from 429s.
 
     ``max_rate`` bounds the pace; ``start_rate`` (default ``max_rate / 2``) is the pace
     of the first second; ``min_rate`` the lowest pace a cut may leave. ``beta`` and ``c``

@@ -28,8 +28,8 @@ from typing import Any
 
 import orjson
 
+from tmdb_ingest.config.settings import Secret
 from tmdb_ingest.errors import ConfigError
-from tmdb_ingest.settings import Secret
 
 __all__ = ["PLACEHOLDERS", "SECRET_VARIABLES", "credentials_from_env", "parse_secret"]
 

@@ -40,9 +40,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+from tmdb_ingest.config.settings import DEFAULT_GENRES, DEFAULT_VOTES_ABOVE
 from tmdb_ingest.errors import ConfigError, InputError
 from tmdb_ingest.ids import IMDB_ID_PATTERN, is_imdb_id
-from tmdb_ingest.settings import DEFAULT_GENRES, DEFAULT_VOTES_ABOVE
 
 if TYPE_CHECKING:
     import polars as pl
