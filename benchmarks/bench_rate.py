@@ -126,7 +126,7 @@ class Recorder:
 def _limiter(variant: str, settings: Settings) -> Limiter:
     if variant == "botocore":
         return AdaptiveLimiter(settings.max_rate, beta=0.7, c=0.4, probe_c=0.4)
-    return make_limiter(settings.rate, max_rate=settings.max_rate)
+    return make_limiter(settings.rate)
 
 
 async def _client(url: str, variant: str, first: int, out: Path) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from tmdb_ingest.cli_parser import EXIT_CODES, build_parser, configuration_markd
 from tmdb_ingest.config import settings
 from tmdb_ingest.config.credentials import SECRET_VARIABLES
 from tmdb_ingest.config.settings import OPTIONS, Settings, Shard
+from tmdb_ingest.config.values import Rate
 from tmdb_ingest.emulator.sample import generate_movies_csv
 from tmdb_ingest.emulator.server import EmulatorConfig, EmulatorThread
 from tmdb_ingest.errors import ConfigError, RunBusy, SinkError
@@ -94,8 +95,8 @@ def test_selection_takes_its_defaults_from_settings() -> None:
 @pytest.mark.parametrize(
     ("name", "text", "value"),
     [
-        ("rate", "5", 5.0),
-        ("rate", "auto", "auto"),
+        ("rate", "5", Rate.fixed(5)),
+        ("rate", "auto", Rate.auto(max=50)),
         ("max_rate", "45", 45.0),
         ("format", "ndjson", "ndjson"),
         ("compress", "gzip", "gzip"),
@@ -120,8 +121,10 @@ def test_every_variable_is_read_by_from_env(name: str, text: str, value: Any) ->
 
 @pytest.mark.parametrize(
     ("env", "flags", "rate"),
-    [({}, [], 40.0), ({"TMDB_INGEST_RATE": "5"}, [], 5.0),
-     ({"TMDB_INGEST_RATE": "5"}, ["--rate", "7"], 7.0), ({}, ["--rate", "auto"], "auto")],
+    [({}, [], Rate.fixed(40)), ({"TMDB_INGEST_RATE": "5"}, [], Rate.fixed(5)),
+     ({"TMDB_INGEST_RATE": "5"}, ["--rate", "7"], Rate.fixed(7)),
+     ({}, ["--rate", "auto"], Rate.auto(max=50)),
+     ({"TMDB_INGEST_MAX_RATE": "45"}, ["--rate", "auto"], Rate.auto(max=45))],
 )  # fmt: skip
 def test_flags_win_over_the_environment_which_wins_over_defaults(
     env: dict[str, str], flags: list[str], rate: Any, csv: Path, tmp_path: Path,

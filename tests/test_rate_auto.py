@@ -16,12 +16,13 @@ import pytest
 
 from tests.sim_rate import SimServer, stalls, virtual_time
 from tmdb_ingest import Limiter as PublicLimiter
+from tmdb_ingest.config.values import Rate
 from tmdb_ingest.fetch.rate import Limiter, RateLimiter, make_limiter
 from tmdb_ingest.fetch.rate.adaptive import AdaptiveLimiter
 
 
 def auto(clock: object, seed: int = 0, **kwargs: object) -> AdaptiveLimiter:
-    limiter = make_limiter("auto", max_rate=50, clock=clock, sleep=asyncio.sleep)  # type: ignore[arg-type]
+    limiter = make_limiter(Rate.auto(max=50), clock=clock, sleep=asyncio.sleep)  # type: ignore[arg-type]
     assert isinstance(limiter, AdaptiveLimiter)
     limiter._rng = random.Random(seed)
     for name, value in kwargs.items():
@@ -36,13 +37,13 @@ def busiest_window(times: list[float]) -> int:
 
 def test_make_limiter_gives_auto_or_today_s_fixed_limiter() -> None:
     """'auto' is an adaptive Limiter bounded by max_rate; a number is today's RateLimiter."""
-    adaptive = make_limiter("auto", max_rate=30)
+    adaptive = make_limiter(Rate.auto(max=30))
     assert isinstance(adaptive, AdaptiveLimiter)
     assert isinstance(adaptive, Limiter)
     assert PublicLimiter is Limiter
     assert adaptive.max_rate == 30
     assert adaptive.rate == 15  # starts at half of max_rate
-    fixed = make_limiter(40.0)
+    fixed = make_limiter(Rate.fixed(40))
     assert type(fixed) is RateLimiter
     assert fixed.rate == 40
 

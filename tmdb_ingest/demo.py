@@ -92,12 +92,13 @@ async def _run(
 
     async with get_session().create_client("s3", endpoint_url=s3_url) as s3:
         await s3.create_bucket(Bucket=DEMO_BUCKET)
-        print(f"4. running at {settings.rate:g} requests/s, {settings.concurrency} in flight ...")
+        rate, concurrency = settings.rate.per_second, settings.concurrency
+        print(f"4. running at {rate:g} requests/s, {concurrency} in flight ...")
         with progress_for(sys.stderr) as progress:
             summary = await ingest_csv(csv, settings, progress=progress)
         print("5. summary:")
         print("   " + orjson.dumps(summary.as_dict()).decode())
-        ideal = summary.requests / float(settings.rate)
+        ideal = summary.requests / settings.rate.per_second
         print(
             f"   {summary.requests} requests in {summary.elapsed_s:.1f} s "
             f"(ideal at the rate: {ideal:.1f} s); busiest second at the server: "

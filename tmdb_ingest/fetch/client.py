@@ -42,8 +42,10 @@ from tenacity import (
     retry_if_exception_type,
 )
 
-from tmdb_ingest.errors import AuthError, ConfigError, TmdbUnreachable
-from tmdb_ingest.fetch.rate.limiter import Limiter, make_limiter
+from tmdb_ingest.config.options import default
+from tmdb_ingest.config.values import require_credentials
+from tmdb_ingest.errors import AuthError, TmdbUnreachable
+from tmdb_ingest.fetch.rate.limiter import Limiter, StatesLimit, make_limiter
 from tmdb_ingest.ids import is_imdb_id
 
 if TYPE_CHECKING:
@@ -98,13 +100,13 @@ class ClientPolicy:
     count against ``max_throttled`` instead, and the limiter does the waiting.
     """
 
-    connect_timeout: float = 5.0
-    request_timeout: float = 15.0
-    max_attempts: int = 6
-    max_retry_wait: float = 60.0
-    backoff_initial: float = 0.5
-    backoff_max: float = 20.0
-    max_throttled: int = 30
+    connect_timeout: float = default("connect_timeout")
+    request_timeout: float = default("request_timeout")
+    max_attempts: int = default("max_attempts")
+    max_retry_wait: float = default("max_retry_wait")
+    backoff_initial: float = default("backoff_initial")
+    backoff_max: float = default("backoff_max")
+    max_throttled: int = 30  # not a setting: 429s are the limiter's to wait out
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ClientPolicy:
@@ -208,17 +210,16 @@ class TmdbClient:
         access_token: Secret | None = None,
         language: str | None = None,
         append_to_response: Sequence[str] = (),
-        concurrency: int = 20,
+        concurrency: int = default("concurrency"),
         policy: ClientPolicy | None = None,
         limiter: Limiter | None = None,
         session: aiohttp.ClientSession | None = None,
         rng: random.Random | None = None,
     ) -> None:
-        if not api_key and not access_token:
-            raise ConfigError("api_key", "set TMDB_API_KEY or TMDB_ACCESS_TOKEN")
+        require_credentials(api_key, access_token)
         self.base_url = base_url.rstrip("/")
         self.policy = policy or ClientPolicy()
-        self.limiter: Limiter = limiter or make_limiter(40.0)
+        self.limiter: Limiter = limiter or make_limiter(default("rate"))
         self.concurrency = concurrency
         self._session = session
         self._own_session = session is None
@@ -255,7 +256,7 @@ class TmdbClient:
             append_to_response=settings.append_to_response,
             concurrency=settings.concurrency,
             policy=ClientPolicy.from_settings(settings),
-            limiter=limiter or make_limiter(settings.rate, max_rate=settings.max_rate),
+            limiter=limiter or make_limiter(settings.rate),
             session=session,
             rng=rng,
         )
@@ -313,9 +314,8 @@ class TmdbClient:
             self.tmdb_seen = True
             code = _tmdb_code(body)
             stated = _stated_limit(body) if code == 25 else None
-            hook = getattr(self.limiter, "stated_limit", None)
-            if stated is not None and hook is not None:
-                hook(stated)
+            if stated is not None and isinstance(self.limiter, StatesLimit):
+                self.limiter.stated_limit(stated)
             self.limiter.on_throttle(sent_at, retry_after)
             raise _Retryable(
                 f"HTTP 429{f' (status_code {code})' if code is not None else ''}", throttled=True

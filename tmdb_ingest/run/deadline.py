@@ -47,7 +47,7 @@ class Deadline:
         budget: float | None,
         *,
         start: float | None = None,
-        max_request: float = 20.0,
+        max_request: float,
         max_flush: float = 10.0,
         clock: Callable[[], float] | None = None,
     ) -> None:

@@ -45,6 +45,7 @@ from typing import Any, TypeVar
 
 import orjson
 
+from tmdb_ingest.config.options import default
 from tmdb_ingest.config.settings import Shard
 from tmdb_ingest.errors import LeaseLost, PreconditionFailed, RunBusy, SinkError
 from tmdb_ingest.land.sinks import Sink
@@ -53,7 +54,7 @@ __all__ = ["DEFAULT_SKEW", "FencedSink", "Lease", "LeaseRecord", "lease_key"]
 
 log = logging.getLogger("tmdb_ingest.run.lease")
 
-DEFAULT_SKEW = 5.0
+DEFAULT_SKEW: float = default("lease_skew")
 """Seconds an expired lease is still respected: covers wall clocks that disagree (NTP keeps
 EC2 and Lambda within milliseconds) and a write cancelled at ``valid_until`` that lands
 late. Raise it where clocks are not synchronised."""

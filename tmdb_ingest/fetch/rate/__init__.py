@@ -6,7 +6,16 @@
 
 from tmdb_ingest.fetch.rate.adaptive import AdaptiveLimiter
 from tmdb_ingest.fetch.rate.fixed import RateLimiter
-from tmdb_ingest.fetch.rate.limiter import Limiter, make_limiter
+from tmdb_ingest.fetch.rate.limiter import Limiter, StatesLimit, make_limiter
 from tmdb_ingest.fetch.rate.pacer import Clock, Pacer, Sleep
 
-__all__ = ["AdaptiveLimiter", "Clock", "Limiter", "Pacer", "RateLimiter", "Sleep", "make_limiter"]
+__all__ = [
+    "AdaptiveLimiter",
+    "Clock",
+    "Limiter",
+    "Pacer",
+    "RateLimiter",
+    "Sleep",
+    "StatesLimit",
+    "make_limiter",
+]

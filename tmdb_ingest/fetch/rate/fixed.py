@@ -78,10 +78,3 @@ class RateLimiter:
         """Hold every waiter for ``seconds`` from now, and slow the pace (a 429 arrived)."""
         self.paused_s += self._pacer.hold(self._clock() + max(0.0, seconds))
         self._pacer.rate = max(self._min_rate, self._pacer.rate * 0.8)
-
-    async def __aenter__(self) -> RateLimiter:
-        await self.acquire()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        return None

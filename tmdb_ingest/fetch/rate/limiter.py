@@ -1,17 +1,21 @@
-"""The :class:`Limiter` protocol the TMDB client paces its requests with, and
-:func:`make_limiter`, the limiter a :class:`~tmdb_ingest.config.settings.Rate` names."""
+"""The protocols the TMDB client paces its requests with (:class:`Limiter`, and
+:class:`StatesLimit` for a limiter that wants to hear the limit a 429 states), and
+:func:`make_limiter`, the limiter a :class:`~tmdb_ingest.config.values.Rate` names."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from tmdb_ingest.fetch.rate.adaptive import AdaptiveLimiter
 from tmdb_ingest.fetch.rate.fixed import RateLimiter
 from tmdb_ingest.fetch.rate.pacer import Clock, Sleep
 
-__all__ = ["Limiter", "make_limiter"]
+if TYPE_CHECKING:
+    from tmdb_ingest.config.values import Rate
+
+__all__ = ["Limiter", "StatesLimit", "make_limiter"]
 
 
 @runtime_checkable
@@ -22,10 +26,7 @@ class Limiter(Protocol):
     exactly one of :meth:`on_answer` (any answer but 429, or a transport error) or
     :meth:`on_throttle` (a 429), with the time :meth:`acquire` returned, so that a
     limiter can tell throttles of requests sent before its last cut from new ones.
-
-    Optional: a limiter with a ``stated_limit(limit: float)`` method is also told the
-    limit a 429's body states (TMDB's code 25: "... over the allowed limit of (40).",
-    the server's total for the key), just before :meth:`on_throttle` for that 429.
+    A limiter that is also a :class:`StatesLimit` is told the limit a 429 states.
     """
 
     @property
@@ -50,14 +51,25 @@ class Limiter(Protocol):
         ...
 
 
+@runtime_checkable
+class StatesLimit(Protocol):
+    """A limiter that wants to hear the limit a 429's body states.
+
+    TMDB's code 25 says "... over the allowed limit of (40).": the server's total for
+    the key. The client calls :meth:`stated_limit` with it just before
+    :meth:`Limiter.on_throttle` for that 429, on every limiter that is an instance of
+    this protocol (the check is ``isinstance``).
+    """
+
+    def stated_limit(self, limit: float) -> None:
+        """The server says its limit is ``limit`` requests per second."""
+        ...
+
+
 def make_limiter(
-    rate: float | str,
-    *,
-    max_rate: float = 50.0,
-    clock: Clock = time.monotonic,
-    sleep: Sleep = asyncio.sleep,
+    rate: Rate, *, clock: Clock = time.monotonic, sleep: Sleep = asyncio.sleep
 ) -> Limiter:
-    """The limiter for a setting: a fixed ``rate``, or ``"auto"`` (at most ``max_rate``)."""
-    if rate == "auto":
-        return AdaptiveLimiter(max_rate, clock=clock, sleep=sleep)
-    return RateLimiter(float(rate), clock=clock, sleep=sleep)
+    """The limiter for ``rate``: a fixed pace, or auto (adaptive, at most its ceiling)."""
+    if rate.adaptive:
+        return AdaptiveLimiter(rate.ceiling, clock=clock, sleep=sleep)
+    return RateLimiter(rate.per_second, clock=clock, sleep=sleep)
