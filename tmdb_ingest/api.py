@@ -97,6 +97,8 @@ async def ingest(
     :class:`~tmdb_ingest.errors.FatalError` (with the summary so far as ``.summary``)
     when the key is rejected, TMDB is not there, the sink fails or the lease is lost.
     """
+    if isinstance(ids, str | bytes):  # a str is an Iterable[str] too: of its characters
+        raise TypeError(f"ids must be an iterable of IMDb ids, not a string: [{ids!r}]?")
     if started_at is None:
         started_at = asyncio.get_running_loop().time()  # opening the sink counts too
     settings.require_credentials()
