@@ -10,9 +10,11 @@ import pytest
 
 from tmdb_ingest.cli import main
 from tmdb_ingest.errors import ConfigError, InputError
+from botocore.exceptions import ClientError
+
+from tmdb_ingest.s3 import input_message
 from tmdb_ingest.selection.reader import (
     Selection,
-    _s3_error_message,
     read_ids_file,
     select_ids,
     select_ids_async,
@@ -68,7 +70,9 @@ def test_votes_threshold_is_strictly_greater(tmp_path: Path) -> None:
     path = write(tmp_path, row("tt0000999", votes="1000"), row("tt0001001", votes="1001"))
     assert select_ids(path).ids == ["tt0001001"]
     assert select_ids(path, votes_above=999).ids == ["tt0000999", "tt0001001"]
-    assert select_ids(path, votes_above=1001).ids == []
+    with pytest.raises(InputError, match="no movie matches genres Sci-Fi,Fantasy with more "
+                       "than 1001 votes; its 2 rows hold genres Sci-Fi; votes from 1000 to 1001"):
+        select_ids(path, votes_above=1001)
 
 
 def test_quotes_and_commas_in_free_text_do_not_break_rows(tmp_path: Path) -> None:
@@ -123,11 +127,12 @@ def test_genres_match_whole_names_only(tmp_path: Path) -> None:
     )
     assert select_ids(path, genres=["Music"]).ids == ["tt0000002", "tt0000003", "tt0000004"]
     assert select_ids(path, genres=["Musical"]).ids == ["tt0000001", "tt0000004"]
-    assert select_ids(path).ids == []
+    with pytest.raises(InputError, match="no movie matches genres Sci-Fi,Fantasy"):
+        select_ids(path)  # Sci-Fiction is not Sci-Fi
 
 
 def test_custom_genres_and_votes(tmp_path: Path) -> None:
-    """Any genre list and threshold work, including names with regex characters."""
+    """Any list of IMDb genres and any threshold work; names match in any case."""
     path = write(
         tmp_path,
         row("tt0000001", "Film-Noir", "50"),
@@ -142,7 +147,9 @@ def test_custom_genres_and_votes(tmp_path: Path) -> None:
         "tt0000002",
     ]
     assert select_ids(path, genres="Film-Noir,Reality-TV", votes_above=50).ids == ["tt0000003"]
-    assert select_ids(path, genres=["Sci (Fi) & Co."]).ids == ["tt0000005"]
+    assert select_ids(path, genres=["film-noir"], votes_above=9).ids == ["tt0000001"]  # any case
+    with pytest.raises(ConfigError, match=r"unknown genre 'Sci \(Fi\) & Co.'"):
+        select_ids(path, genres=["Sci (Fi) & Co."])  # not one of IMDb's names
 
 
 def test_bad_genre_arguments_are_config_errors(tmp_path: Path) -> None:
@@ -361,7 +368,7 @@ def test_s3_errors_are_input_errors_naming_the_uri(
 )
 def test_s3_error_codes_map_to_clear_messages(response: dict[str, Any], expected: str) -> None:
     """S3 error codes (denied, missing key or bucket, others) become one line naming the URI."""
-    message = _s3_error_message("s3://b/k.csv", response)
+    message = input_message("s3://b/k.csv", ClientError(response, "GetObject"))  # type: ignore[arg-type]
     assert message.startswith("s3://b/k.csv: ")
     assert expected in message
 
@@ -465,7 +472,7 @@ def test_pieces_split_anywhere_give_the_same_selection(
     whole = select_ids(path)
     assert whole.ids == ["tt0000001", "tt0000002", "tt0000005", "tt0000006"]
     assert (whole.rows, whole.invalid_ids) == (9, 1)
-    monkeypatch.setattr("tmdb_ingest.selection.reader._PIECE_BYTES", piece_bytes)
+    monkeypatch.setattr("tmdb_ingest.selection.scan._PIECE_BYTES", piece_bytes)
     assert select_ids(path) == whole
 
 
@@ -473,7 +480,7 @@ def test_many_pieces_of_a_larger_file(tmp_path: Path, monkeypatch: pytest.Monkey
     """Thousands of rows read in many small pieces: every matching id, every row counted."""
     rows = [row(f"tt{n:07d}", "Sci-Fi" if n % 3 else "Drama", str(n)) for n in range(1, 5001)]
     path = write(tmp_path, *rows)
-    monkeypatch.setattr("tmdb_ingest.selection.reader._PIECE_BYTES", 10_000)
+    monkeypatch.setattr("tmdb_ingest.selection.scan._PIECE_BYTES", 10_000)
     selection = select_ids(path)
     assert selection.rows == 5000
     assert selection.ids == [f"tt{n:07d}" for n in range(1001, 5001) if n % 3]
@@ -486,7 +493,7 @@ def test_bad_utf8_in_a_later_piece_is_an_input_error(
     good = "\n".join(row(f"tt{n:07d}") for n in range(50))
     path = tmp_path / "late.csv"
     path.write_bytes(f"{HEADER}\n{good}\n".encode() + row("tt0000001").encode() + b"\xff\n")
-    monkeypatch.setattr("tmdb_ingest.selection.reader._PIECE_BYTES", 1000)
+    monkeypatch.setattr("tmdb_ingest.selection.scan._PIECE_BYTES", 1000)
     with pytest.raises(InputError, match="not a UTF-8 text file"):
         select_ids(path)
 
@@ -499,3 +506,63 @@ def test_selection_module_imports_polars_only_when_reading() -> None:
     code = "import sys, tmdb_ingest.selection.reader; print('polars' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+# --- IMDb's genre names, and selections of nothing ----------------------------------------
+
+
+def test_genres_are_imdb_names_in_any_case(tmp_path: Path) -> None:
+    """`sci-fi` and `SCI-FI` select what `Sci-Fi` does; the canonical spelling is matched."""
+    path = write(tmp_path, row("tt0000001", "Sci-Fi", "5000"), row("tt0000002", "Drama", "5000"))
+    assert select_ids(path, genres=["sci-fi"]).ids == ["tt0000001"]
+    assert select_ids(path, genres="SCI-FI,drama").ids == ["tt0000001", "tt0000002"]
+
+
+@pytest.mark.parametrize(
+    ("typed", "closest"), [("SciFi", "Sci-Fi"), ("sci fi", "Sci-Fi"), ("Documentry", "Documentary")]
+)
+def test_an_unknown_genre_names_the_closest(tmp_path: Path, typed: str, closest: str) -> None:
+    """A name that is not one of IMDb's 28 is a ConfigError naming it and the closest one."""
+    path = write(tmp_path, row("tt0000001"))
+    with pytest.raises(ConfigError, match=f"unknown genre '{typed}' \\(did you mean '{closest}'"):
+        select_ids(path, genres=[typed, "Drama"])
+
+
+def test_an_empty_selection_says_what_the_file_holds(tmp_path: Path) -> None:
+    """No matching id: an InputError with what was asked, the genres present, the votes."""
+    path = write(
+        tmp_path,
+        row("tt0000001", "Drama,Romance", "12"),
+        row("tt0000002", "Western", "\\N"),
+        row("tt0000003", "Drama", "90000"),
+    )
+    with pytest.raises(InputError) as info:
+        select_ids(path, genres=["Horror"], votes_above=-1)
+    assert str(info.value) == (
+        f"{path}: no movie matches genres Horror with any votes; its 3 rows hold "
+        "genres Drama, Romance, Western; votes from 12 to 90000"
+    )
+    malformed = write(tmp_path, row("tt12", "Horror", "5000"))
+    with pytest.raises(InputError, match="1 matching rows had malformed ids"):
+        select_ids(malformed, genres=["Horror"])
+
+
+@pytest.mark.parametrize("command", ["select", "run"])
+def test_the_cli_exits_2_on_a_mistyped_genre_or_an_empty_selection(
+    tmp_path: Path, command: str, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """`select`/`run --genres SciFi` and a filter that selects nothing exit 2, before TMDB."""
+    monkeypatch.setenv("TMDB_API_KEY", "k")
+    monkeypatch.setenv("TMDB_URL", "http://127.0.0.1:9/3")  # nothing listens: no request
+    path = write(tmp_path, row("tt0000001", "Sci-Fi", "5000"))
+    sink = ["--out-dir", str(tmp_path / "lake")] if command == "run" else []
+    assert main([command, str(path), *sink, "--genres", "SciFi"]) == 2
+    err = capsys.readouterr().err
+    assert "--genres: unknown genre 'SciFi' (did you mean 'Sci-Fi'?)" in err
+    assert main([command, str(path), *sink, "--votes-above", "9000"]) == 2
+    err = capsys.readouterr().err
+    assert "no movie matches genres Sci-Fi,Fantasy with more than 9000 votes" in err
+    assert "votes from 5000 to 5000" in err
+    lake = tmp_path / "lake"
+    assert not [p for p in lake.rglob("*") if p.is_file()]  # nothing was written either

@@ -40,6 +40,7 @@ import orjson
 
 from tmdb_ingest.errors import InputError
 from tmdb_ingest.run.state import derive_run_id
+from tmdb_ingest.s3 import is_s3_uri
 
 if TYPE_CHECKING:
     from tmdb_ingest.config.settings import Settings
@@ -108,7 +109,7 @@ async def input_identity(
     :class:`~tmdb_ingest.errors.InputError` naming it.
     """
     text = os.fspath(csv)
-    if text.startswith("s3://"):
+    if is_s3_uri(text):
         return await _s3_identity(text, settings.s3_endpoint_url, client)
     return await asyncio.to_thread(_file_identity, text)
 
@@ -128,10 +129,11 @@ async def _s3_identity(uri: str, endpoint_url: str | None, client: Any) -> Input
     from aiobotocore.session import get_session
     from botocore.exceptions import BotoCoreError, ClientError
 
-    # The selection module's helpers, not its reader: importing it does not import polars.
-    from tmdb_ingest.selection.reader import _s3_error_message, _split_s3_uri
+    from tmdb_ingest.s3 import input_message
+    from tmdb_ingest.selection.source import csv_object
 
-    bucket, key = _split_s3_uri(uri)
+    where = csv_object(uri)
+    bucket, key = where.bucket, where.key
     try:
         if client is not None:
             head = await client.head_object(Bucket=bucket, Key=key)
@@ -139,7 +141,7 @@ async def _s3_identity(uri: str, endpoint_url: str | None, client: Any) -> Input
             async with get_session().create_client("s3", endpoint_url=endpoint_url) as made:
                 head = await made.head_object(Bucket=bucket, Key=key)
     except ClientError as exc:
-        raise InputError(_s3_error_message(uri, exc.response)) from None
+        raise InputError(input_message(uri, exc)) from None
     except BotoCoreError as exc:
         raise InputError(f"{uri}: cannot read from S3: {exc}") from None
     return InputIdentity(source=uri, size=int(head["ContentLength"]), etag=str(head["ETag"]))
