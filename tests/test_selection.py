@@ -70,8 +70,11 @@ def test_votes_threshold_is_strictly_greater(tmp_path: Path) -> None:
     path = write(tmp_path, row("tt0000999", votes="1000"), row("tt0001001", votes="1001"))
     assert select_ids(path).ids == ["tt0001001"]
     assert select_ids(path, votes_above=999).ids == ["tt0000999", "tt0001001"]
-    with pytest.raises(InputError, match="no movie matches genres Sci-Fi,Fantasy with more "
-                       "than 1001 votes; its 2 rows hold genres Sci-Fi; votes from 1000 to 1001"):
+    with pytest.raises(
+        InputError,
+        match="no movie matches genres Sci-Fi,Fantasy with more "
+        "than 1001 votes; its 2 rows hold genres Sci-Fi; votes from 1000 to 1001",
+    ):
         select_ids(path, votes_above=1001)
 
 

@@ -39,6 +39,7 @@ from tmdb_ingest.config.credentials import credentials_from_env
 from tmdb_ingest.config.settings import Settings, Shard
 from tmdb_ingest.errors import ConfigError, FatalError, IngestFailed, InputError, RunBusy
 from tmdb_ingest.logs import FIELDS, configure_logging, emf_metrics, redact
+from tmdb_ingest.s3 import S3Uri
 from tmdb_ingest.summary import Summary
 
 __all__ = ["METRICS_NAMESPACE", "IngestFailed", "handler", "parse_event", "safety_margin"]
@@ -68,7 +69,7 @@ def parse_event(event: Any) -> tuple[str, str | None, Shard | None]:
                 "event: an S3 notification needs exactly one record with "
                 "s3.bucket.name and s3.object.key"
             ) from None
-        return f"s3://{bucket}/{key}", None, None
+        return str(S3Uri(bucket, key)), None, None
     if not isinstance(event, dict) or not isinstance(event.get("csv"), str):
         shown = sorted(event) if isinstance(event, dict) else type(event).__name__
         raise InputError(
@@ -76,8 +77,10 @@ def parse_event(event: Any) -> tuple[str, str | None, Shard | None]:
             f'"run_id": ..., "shard": "I/N"}}, got {shown}'
         )
     csv = event["csv"]
-    if not csv.startswith("s3://") or "/" not in csv[5:].strip("/"):
-        raise InputError(f"event: csv must be an s3://bucket/key URI, got {csv!r}")
+    try:
+        S3Uri.parse(csv)
+    except ValueError:
+        raise InputError(f"event: csv must be an s3://bucket/key URI, got {csv!r}") from None
     run_id, shard = event.get("run_id"), event.get("shard")
     if run_id is not None and not isinstance(run_id, str):
         raise ConfigError("run_id", f"must be a string, got {run_id!r}")
@@ -124,7 +127,7 @@ async def _invoke(
     if shard:
         overrides["shard"] = shard
     if not env.get("TMDB_INGEST_BUCKET"):
-        overrides["bucket"] = csv[5:].split("/", 1)[0]
+        overrides["bucket"] = S3Uri.parse(csv).bucket
     settings = Settings.from_env(env, **overrides)
     configure_logging(settings.secrets(), json=True, fields=fields)
     try:
