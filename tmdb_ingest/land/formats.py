@@ -27,15 +27,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from tmdb_ingest.errors import ConfigError
+from tmdb_ingest.config.values import check_file_format
 
 if TYPE_CHECKING:
     from tmdb_ingest.config.settings import Settings
 
 __all__ = ["DATA_EXTENSIONS", "JSON_ARRAY", "Batch", "Batcher", "FileFormat", "encode_batch"]
 
-FORMATS = ("json", "ndjson")
-COMPRESSIONS = (None, "gzip")
 # Every name a data file can end with, longest first (for stripping it off a key).
 DATA_EXTENSIONS = (".ndjson.gz", ".json.gz", ".ndjson", ".json")
 # gzip level 6 (zlib's default): most of level 9's ratio on JSON at a fraction of its CPU.
@@ -50,10 +48,7 @@ class FileFormat:
     compress: str | None = None  # None or "gzip"
 
     def __post_init__(self) -> None:
-        if self.format not in FORMATS:
-            raise ConfigError("format", f"must be json or ndjson, got {self.format!r}")
-        if self.compress not in COMPRESSIONS:
-            raise ConfigError("compress", f"must be gzip or none, got {self.compress!r}")
+        check_file_format(self.format, self.compress)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> FileFormat:
