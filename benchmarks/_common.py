@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-PACKAGES = ("tmdb-ingest", "aiohttp", "aiolimiter", "aiobotocore", "polars", "orjson", "tenacity")
+PACKAGES = ("tmdb-ingest", "aiohttp", "aiolimiter", "aiobotocore", "polars", "orjson")
 API_KEY = "test-api-key"  # the emulator's default valid key
 
 

@@ -1,17 +1,17 @@
-"""The TMDB client: authentication, one request per movie, and the outcome of each.
+"""The TMDB client: authentication, one request per movie, and its limits.
 
 A plain client, in the manner of httpx's: it knows its endpoint, its credentials, a
-:class:`ClientPolicy` (timeouts, retries) and a :class:`~tmdb_ingest.fetch.rate.limiter.Limiter`,
-nothing of the run that uses it. It is stopped by cancellation or by the ``retry_until``
-deadline (on the event loop's clock) given to :meth:`TmdbClient.fetch`.
+:class:`~tmdb_ingest.fetch.policy.ClientPolicy` (timeouts, retries) and a
+:class:`~tmdb_ingest.fetch.rate.limiter.Limiter`, nothing of the run that uses it. It is
+stopped by cancellation or by the ``retry_until`` deadline (on the event loop's clock)
+given to :meth:`TmdbClient.fetch`.
 
-:meth:`TmdbClient.fetch` asks for one movie, retrying with tenacity, and returns a
-:class:`FetchResult`: ``fetched`` (a 200 whose body is a JSON object, kept byte for
-byte), ``not_found`` (a 404 with TMDB's body, ``status_code`` 34: final), ``failed``
+:meth:`TmdbClient.fetch` asks for one movie, retrying as the policy says
+(:class:`~tmdb_ingest.fetch.policy.Tries`), and returns a
+:class:`~tmdb_ingest.fetch.outcomes.FetchResult`: ``fetched``, ``not_found``, ``failed``
 (the attempts or the retry time ran out; the last reason is kept) or ``unresolved`` (the
-deadline came first: the id is neither fetched nor failed). A 401 raises
-:class:`~tmdb_ingest.errors.AuthError`. A 404 that is not TMDB's (an HTML page from a
-proxy or a wrong URL) is never ``not_found``: it is retried like a 5xx.
+deadline came first). What each answer means is :func:`~tmdb_ingest.fetch.outcomes.classify`'s
+to say. A 401 raises :class:`~tmdb_ingest.errors.AuthError`.
 
 :meth:`TmdbClient.check` is the run's first request, sent alone: it raises ``AuthError``
 for a rejected key (one request, not one per worker) and
@@ -26,25 +26,27 @@ status codes and exception type names only, never from URLs).
 from __future__ import annotations
 
 import asyncio
-import enum
 import random
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import aiohttp
-import orjson
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    RetryError,
-    retry_if_exception_type,
-)
 
 from tmdb_ingest.config.options import default
 from tmdb_ingest.config.values import require_credentials
-from tmdb_ingest.errors import AuthError, TmdbUnreachable
+from tmdb_ingest.errors import TmdbUnreachable
+from tmdb_ingest.fetch.outcomes import (
+    FetchResult,
+    Outcome,
+    Retryable,
+    classify,
+    retry_after,
+    stated_limit,
+    throttled,
+    tmdb_code,
+)
+from tmdb_ingest.fetch.policy import ClientPolicy, Tries
 from tmdb_ingest.fetch.rate.limiter import Limiter, StatesLimit, make_limiter
 from tmdb_ingest.ids import is_imdb_id
 
@@ -52,31 +54,6 @@ if TYPE_CHECKING:
     from tmdb_ingest.config.settings import Secret, Settings
 
 __all__ = ["ClientPolicy", "FetchResult", "Outcome", "RequestStats", "TmdbClient"]
-
-_AUTH_MESSAGES = {
-    7: "TMDB rejected the API key or token (status_code 7: invalid key)",
-    10: "TMDB rejected the API key (status_code 10: suspended key)",
-}
-
-
-class Outcome(enum.StrEnum):
-    """What became of one id."""
-
-    FETCHED = "fetched"
-    NOT_FOUND = "not_found"
-    FAILED = "failed"
-    UNRESOLVED = "unresolved"  # stopped (deadline, cancellation) before an answer
-
-
-@dataclass(frozen=True, slots=True)
-class FetchResult:
-    """The result of asking TMDB for one id; ``body`` is the raw 200 body."""
-
-    imdb_id: str
-    outcome: Outcome
-    body: bytes | None = None
-    reason: str | None = None
-    attempts: int = 0
 
 
 @dataclass(slots=True)
@@ -90,108 +67,9 @@ class RequestStats:
     max_in_flight: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class ClientPolicy:
-    """Timeouts and retries: a value object, like httpx's ``Timeout`` and ``Limits``.
-
-    Errors (5xx, timeouts, resets, bad bodies, foreign 404s) are tried at most
-    ``max_attempts`` times with exponential backoff and "equal jitter", and at most
-    ``max_retry_wait`` seconds of backoff in all. 429s are not the movie's fault: they
-    count against ``max_throttled`` instead, and the limiter does the waiting.
-    """
-
-    connect_timeout: float = default("connect_timeout")
-    request_timeout: float = default("request_timeout")
-    max_attempts: int = default("max_attempts")
-    max_retry_wait: float = default("max_retry_wait")
-    backoff_initial: float = default("backoff_initial")
-    backoff_max: float = default("backoff_max")
-    max_throttled: int = 30  # not a setting: 429s are the limiter's to wait out
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> ClientPolicy:
-        return cls(
-            connect_timeout=settings.connect_timeout,
-            request_timeout=settings.request_timeout,
-            max_attempts=settings.max_attempts,
-            max_retry_wait=settings.max_retry_wait,
-            backoff_initial=settings.backoff_initial,
-            backoff_max=settings.backoff_max,
-        )
-
-    @property
-    def attempt_timeout(self) -> float:
-        """The longest one attempt may take, once it has its connection slot."""
-        return self.connect_timeout + self.request_timeout
-
-    def backoff(self, errors: int, rng: random.Random) -> float:
-        """The wait after the ``errors``-th error in a row: equal jitter, capped."""
-        ceiling = min(self.backoff_max, self.backoff_initial * 2 ** max(0, errors - 1))
-        return rng.uniform(ceiling / 2, ceiling)
-
-
 # The first request's policy: a few quick tries, so that a wrong URL is found in seconds.
 _CHECK_POLICY_ATTEMPTS = 3
 _CHECK_POLICY_BACKOFF = 0.5
-
-
-class _Retryable(Exception):
-    """An answer worth trying again (429, 5xx, timeout, reset, bad body, foreign 404)."""
-
-    def __init__(self, reason: str, *, throttled: bool = False, foreign: bool = False) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.throttled = throttled  # a 429: the limiter, not the backoff, does the waiting
-        self.foreign = foreign  # nothing shows that TMDB answered (refused, timeout, HTML 404)
-
-
-class _Final(Exception):
-    """An answer not worth trying again that is not a 404 (e.g. 400, 403)."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        return None  # an HTTP date: rare from TMDB; fall back to backoff
-    return min(max(seconds, 0.0), 120.0)
-
-
-def _tmdb_code(body: bytes) -> int | None:
-    """TMDB's ``status_code`` in an error body, or None when the body is not TMDB's."""
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return None
-    code = data.get("status_code") if isinstance(data, dict) else None
-    return code if isinstance(code, int) and not isinstance(code, bool) else None
-
-
-_STATED_LIMIT = re.compile(rb"allowed limit of \((\d+(?:\.\d+)?)\)")
-
-
-def _stated_limit(body: bytes) -> float | None:
-    """The limit a TMDB 429 body states (code 25: "Your request count (41) is over the
-    allowed limit of (40)."), or None when it states none."""
-    match = _STATED_LIMIT.search(body[:1000])
-    return float(match.group(1)) if match else None
-
-
-@dataclass(slots=True)
-class _Tally:
-    """Attempts of one fetch, by kind, and the backoff slept so far."""
-
-    attempts: int = 0
-    errors: int = 0
-    throttles: int = 0
-    waited: float = 0.0
-    deadline_hit: bool = False
 
 
 class TmdbClient:
@@ -303,7 +181,7 @@ class TmdbClient:
             stats.in_flight += 1
             stats.max_in_flight = max(stats.max_in_flight, stats.in_flight)
             try:
-                status, body, retry_after = await self._request(url)
+                status, body, retry_in = await self._request(url)
             except BaseException:
                 self.limiter.on_answer(sent_at)
                 raise
@@ -312,16 +190,17 @@ class TmdbClient:
         if status == 429:
             self.stats.throttled += 1
             self.tmdb_seen = True
-            code = _tmdb_code(body)
-            stated = _stated_limit(body) if code == 25 else None
+            stated = stated_limit(body)
             if stated is not None and isinstance(self.limiter, StatesLimit):
                 self.limiter.stated_limit(stated)
-            self.limiter.on_throttle(sent_at, retry_after)
-            raise _Retryable(
-                f"HTTP 429{f' (status_code {code})' if code is not None else ''}", throttled=True
-            )
+            self.limiter.on_throttle(sent_at, retry_in)
+            raise throttled(body)
         self.limiter.on_answer(sent_at)
-        return self._classify(imdb_id, status, body)
+        if tmdb_code(body) is not None:
+            self.tmdb_seen = True
+        result = classify(imdb_id, status, body)
+        self.tmdb_seen = True  # a movie or TMDB's own 404: TMDB answered
+        return result
 
     async def _request(self, url: str) -> tuple[int, bytes, float | None]:
         assert self._session is not None, "use `async with TmdbClient(...)`"
@@ -332,44 +211,17 @@ class TmdbClient:
                 self._session.get(url, params=self._params, headers=self._headers) as resp,
             ):
                 body = await resp.read()
-                return resp.status, body, _retry_after(resp.headers.get("Retry-After"))
+                return resp.status, body, retry_after(resp.headers.get("Retry-After"))
         except TimeoutError:
-            raise _Retryable("timeout", foreign=True) from None
+            raise Retryable("timeout", foreign=True) from None
         except aiohttp.ClientPayloadError:
-            raise _Retryable("truncated body") from None
+            raise Retryable("truncated body") from None
         except aiohttp.ServerDisconnectedError:
-            raise _Retryable("connection closed by server") from None
+            raise Retryable("connection closed by server") from None
         except aiohttp.ClientConnectionError as exc:
-            raise _Retryable(f"connection error ({type(exc).__name__})", foreign=True) from None
+            raise Retryable(f"connection error ({type(exc).__name__})", foreign=True) from None
         except aiohttp.ClientError as exc:
-            raise _Retryable(f"client error ({type(exc).__name__})") from None
-
-    def _classify(self, imdb_id: str, status: int, body: bytes) -> FetchResult:
-        if status == 200:
-            try:
-                data = orjson.loads(body)
-            except orjson.JSONDecodeError:
-                raise _Retryable("HTTP 200 with a body that is not JSON") from None
-            if not isinstance(data, dict):
-                raise _Retryable("HTTP 200 with a body that is not a JSON object")
-            self.tmdb_seen = True
-            return FetchResult(imdb_id, Outcome.FETCHED, body=body)
-        code = _tmdb_code(body)
-        if code is not None:
-            self.tmdb_seen = True
-        suffix = f" (status_code {code})" if code is not None else ""
-        if status == 404:
-            if code == 34:
-                return FetchResult(imdb_id, Outcome.NOT_FOUND, reason=f"HTTP 404{suffix}")
-            raise _Retryable(f"HTTP 404 that is not TMDB's{suffix}", foreign=code is None)
-        if status == 401:
-            message = _AUTH_MESSAGES.get(
-                code or 7, f"TMDB rejected the credentials (HTTP 401{suffix})"
-            )
-            raise AuthError(code, message)
-        if status >= 500 or status == 408:
-            raise _Retryable(f"HTTP {status}{suffix}")
-        raise _Final(f"HTTP {status}{suffix}")
+            raise Retryable(f"client error ({type(exc).__name__})") from None
 
     # -- one id, with retries ---------------------------------------------------------------
 
@@ -384,70 +236,13 @@ class TmdbClient:
         a per-movie problem: those come back as ``failed`` with the last reason.
         """
         url = self.url_for(imdb_id)
-        policy = policy or self.policy
-        loop = asyncio.get_running_loop()
-        if retry_until is not None and loop.time() >= retry_until:
+        if retry_until is not None and asyncio.get_running_loop().time() >= retry_until:
             return FetchResult(imdb_id, Outcome.UNRESOLVED)
-        tally = _Tally()
-
-        async def attempt() -> FetchResult:
-            tally.attempts += 1
-            try:
-                return await self._attempt(imdb_id, url)
-            except _Retryable as exc:
-                if exc.throttled:
-                    tally.throttles += 1
-                else:
-                    tally.errors += 1
-                raise
-
-        def last_throttled(state: RetryCallState) -> bool:
-            exc = state.outcome.exception() if state.outcome else None
-            return isinstance(exc, _Retryable) and exc.throttled
-
-        def wait(state: RetryCallState) -> float:
-            if last_throttled(state):
-                return self._rng.uniform(0.0, 0.2)  # the limiter already holds everyone
-            return policy.backoff(tally.errors, self._rng)
-
-        def out_of_attempts(state: RetryCallState) -> bool:
-            if last_throttled(state):
-                return tally.throttles >= policy.max_throttled
-            upcoming = state.upcoming_sleep
-            return tally.errors >= policy.max_attempts or (
-                tally.waited + upcoming > policy.max_retry_wait
-            )
-
-        def past_deadline(state: RetryCallState) -> bool:
-            late = retry_until is not None and loop.time() + state.upcoming_sleep > retry_until
-            tally.deadline_hit = tally.deadline_hit or late
-            return late
-
-        def count_wait(state: RetryCallState) -> None:
-            if not last_throttled(state):
-                tally.waited += state.upcoming_sleep
-
-        retrying = AsyncRetrying(
-            retry=retry_if_exception_type(_Retryable),
-            wait=wait,
-            stop=lambda state: out_of_attempts(state) or past_deadline(state),
-            before_sleep=count_wait,
-            reraise=False,
-        )
+        tries = Tries(policy or self.policy, rng=self._rng, retry_until=retry_until)
         try:
-            result: FetchResult = await retrying(attempt)
-        except RetryError as exc:
-            if tally.deadline_hit:
-                result = FetchResult(imdb_id, Outcome.UNRESOLVED)
-            else:
-                last = exc.last_attempt.exception()
-                reason = last.reason if isinstance(last, _Retryable) else type(last).__name__
-                result = FetchResult(imdb_id, Outcome.FAILED, reason=reason)
-        except _Final as exc:
-            result = FetchResult(imdb_id, Outcome.FAILED, reason=exc.reason)
+            return await tries.run(imdb_id, lambda: self._attempt(imdb_id, url))
         finally:
-            self.stats.retries += max(0, tally.attempts - 1)
-        return replace(result, attempts=tally.attempts)
+            self.stats.retries += max(0, tries.attempts - 1)
 
     async def check(self, imdb_id: str, *, retry_until: float | None = None) -> FetchResult | None:
         """The run's first request, sent alone: is TMDB there, and does it take the key?

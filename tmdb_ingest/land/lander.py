@@ -26,7 +26,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from tmdb_ingest.errors import FatalError
-from tmdb_ingest.fetch.client import FetchResult, Outcome
+from tmdb_ingest.fetch.outcomes import FetchResult, Outcome
 from tmdb_ingest.land.formats import Batch, Batcher
 from tmdb_ingest.run.deadline import Deadline
 from tmdb_ingest.run.state import ReportEntry, RunState

@@ -22,6 +22,8 @@ import asyncio
 from collections import deque
 from collections.abc import Callable
 
+from tmdb_ingest.config.options import default
+
 __all__ = ["Deadline"]
 
 # A request is given this many times the slowest recent one, plus a fixed margin.
@@ -47,7 +49,7 @@ class Deadline:
         budget: float | None,
         *,
         start: float | None = None,
-        max_request: float,
+        max_request: float = default("connect_timeout") + default("request_timeout"),
         max_flush: float = 10.0,
         clock: Callable[[], float] | None = None,
     ) -> None:
