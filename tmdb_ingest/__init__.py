@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from tmdb_ingest.api import ingest, ingest_csv
     from tmdb_ingest.config.settings import Secret, Settings, Shard
+    from tmdb_ingest.config.values import Rate
     from tmdb_ingest.errors import (
         AuthError,
         ConfigError,
@@ -56,6 +57,7 @@ _LAZY = {
     "Limiter": "fetch.rate.limiter",
     **dict.fromkeys(("Selection", "select_ids", "select_ids_async"), "selection.reader"),
     **dict.fromkeys(("Secret", "Settings", "Shard"), "config.settings"),
+    "Rate": "config.values",
     **dict.fromkeys(("LocalSink", "S3Sink", "Sink"), "land.sinks"),
     "StopRequest": "run.stopping",
     "Summary": "summary",
@@ -69,6 +71,7 @@ __all__ = [
     "LeaseLost",
     "Limiter",
     "LocalSink",
+    "Rate",
     "RunBusy",
     "S3Sink",
     "Secret",

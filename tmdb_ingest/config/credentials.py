@@ -28,7 +28,7 @@ from typing import Any
 
 import orjson
 
-from tmdb_ingest.config.settings import Secret
+from tmdb_ingest.config.values import Secret
 from tmdb_ingest.errors import ConfigError
 
 __all__ = ["PLACEHOLDERS", "SECRET_VARIABLES", "credentials_from_env", "parse_secret"]
