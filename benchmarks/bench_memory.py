@@ -170,7 +170,8 @@ def child_select(mode: str, csv: str) -> None:
     elif mode == "scan":
         import polars as pl
 
-        from tmdb_ingest.selection.reader import DEFAULT_GENRES, DEFAULT_VOTES_ABOVE, _genre_pattern
+        from tmdb_ingest.selection.reader import DEFAULT_GENRES, DEFAULT_VOTES_ABOVE
+        from tmdb_ingest.selection.scan import _genre_pattern
 
         # The previous reader: one lazy scan of the whole file (polars maps the file).
         pl.scan_csv(

@@ -34,7 +34,8 @@ import polars as pl
 from benchmarks._common import print_section
 from tmdb_ingest.emulator.sample import FULL_SIZE_MOVIES, generate_movies_csv
 from tmdb_ingest.ids import is_imdb_id
-from tmdb_ingest.selection.reader import _genre_pattern, select_ids
+from tmdb_ingest.selection.reader import select_ids
+from tmdb_ingest.selection.scan import _genre_pattern
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PATH = ROOT / "data" / "movies-full.csv"
