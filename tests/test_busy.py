@@ -124,7 +124,8 @@ async def test_a_dead_holders_lease_that_outlasts_the_budget_makes_the_run_busy(
     import datetime as dt
 
     from tmdb_ingest.config.settings import Shard
-    from tmdb_ingest.run.lease import LeaseRecord, lease_key
+    from tmdb_ingest.run.layout import LakeLayout
+    from tmdb_ingest.run.lease import LeaseRecord
 
     emu = await emulator_factory(EmulatorConfig())
     now = dt.datetime.now(dt.UTC)
@@ -132,7 +133,7 @@ async def test_a_dead_holders_lease_that_outlasts_the_budget_makes_the_run_busy(
         run_id="twice", shard="0/1", holder="killed/123", token="t0", epoch=1, renewal=3,
         started=now.isoformat(), expires=(now + dt.timedelta(seconds=60)).isoformat(),
     )  # fmt: skip
-    key = lease_key("Raw/TMDB/_state", "twice", Shard())
+    key = LakeLayout.of("Raw/TMDB/JSON").lease_key("twice", Shard())
     (tmp_path / key).parent.mkdir(parents=True)
     (tmp_path / key).write_bytes(stale.to_json())
     conf = settings(emu.url, out_dir=tmp_path, time_budget=3.0, lease_ttl=30.0)
@@ -151,14 +152,15 @@ def _live_foreign_lease(out: Path, run_id: str, seconds: float) -> Path:
     import datetime as dt
 
     from tmdb_ingest.config.settings import Shard
-    from tmdb_ingest.run.lease import LeaseRecord, lease_key
+    from tmdb_ingest.run.layout import LakeLayout
+    from tmdb_ingest.run.lease import LeaseRecord
 
     now = dt.datetime.now(dt.UTC)
     record = LeaseRecord(
         run_id=run_id, shard="0/1", holder="other/1", token="t0", epoch=1, renewal=1,
         started=now.isoformat(), expires=(now + dt.timedelta(seconds=seconds)).isoformat(),
     )  # fmt: skip
-    path = out / lease_key("Raw/TMDB/_state", run_id, Shard())
+    path = out / LakeLayout.of("Raw/TMDB/JSON").lease_key(run_id, Shard())
     path.parent.mkdir(parents=True)
     path.write_bytes(record.to_json())
     return path

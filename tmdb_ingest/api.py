@@ -37,8 +37,9 @@ from tmdb_ingest.land.formats import FileFormat
 from tmdb_ingest.land.lander import Lander
 from tmdb_ingest.land.sinks import LocalSink, S3Sink, Sink
 from tmdb_ingest.run.deadline import Deadline
-from tmdb_ingest.run.lease import FencedSink, Lease, lease_key
-from tmdb_ingest.run.state import RunState, derive_run_id, find_run, in_shard
+from tmdb_ingest.run.layout import LakeLayout
+from tmdb_ingest.run.lease import FencedSink, Lease
+from tmdb_ingest.run.state import FoundRun, RunState, derive_run_id, find_run, in_shard
 from tmdb_ingest.run.stopping import StopRequest
 from tmdb_ingest.summary import Progress, Snapshot, Summary
 
@@ -56,7 +57,7 @@ def open_sink(settings: Settings) -> S3Sink | LocalSink:
     if settings.bucket is not None:
         return S3Sink(
             settings.bucket,
-            check_prefix=f"{settings.state_root}/",
+            check_prefix=f"{LakeLayout.of(settings.prefix, settings.state_prefix).state_root}/",
             endpoint_url=settings.s3_endpoint_url,
             max_pool_connections=settings.upload_concurrency * 2 + 4,
         )
@@ -140,8 +141,9 @@ async def _ingest_into(
     limiter: Limiter | None = None,
     stop: StopRequest | None = None,
     holder: str | None = None,
+    found: FoundRun | None = None,
 ) -> Summary:
-    """:func:`ingest` into an opened and checked ``sink``."""
+    """:func:`ingest` into an opened and checked ``sink`` (``found``: the run, if looked up)."""
     deadline = Deadline(
         settings.time_budget,
         start=started_at,
@@ -159,12 +161,12 @@ async def _ingest_into(
         shard_ids = in_shard(valid, settings.shard)
         shard_malformed = in_shard(malformed, settings.shard)
         selected = len(shard_ids) + len(shard_malformed)
-        found = await find_run(
-            sink, prefix=settings.prefix, run_id=run_id, state_root=settings.state_root
-        )
+        if found is None or found.run_id != run_id:
+            lake = LakeLayout.of(settings.prefix, settings.state_prefix)
+            found = await find_run(sink, lake, run_id)
         try:
             lease = await _hold_lease(
-                stack, sink, settings, run_id, lease_key(found[0], run_id, settings.shard),
+                stack, sink, settings, run_id, found.lake.lease_key(run_id, settings.shard),
                 holder, deadline, selected, stop,
             )  # fmt: skip
         except _StoppedWaiting as stopped:
@@ -179,7 +181,6 @@ async def _ingest_into(
             run_id=run_id,
             shard=settings.shard,
             today=day,
-            state_root=settings.state_root,
             file_format=FileFormat.from_settings(settings),
             selected=selected,
             found=found,
@@ -354,8 +355,11 @@ async def ingest_csv(
                 "selected %d ids from %s (%d rows, %d malformed ids skipped)",
                 *(len(chosen.ids), chosen.source, chosen.rows or 0, chosen.invalid_ids or 0),
             )
+        await chosen.save(sink)
         run_settings = settings.replace(run_id=chosen.run_id)
-        return await _ingest_into(chosen.ids, run_settings, sink, today=day, **kwargs)
+        return await _ingest_into(
+            chosen.ids, run_settings, sink, today=day, found=chosen.found, **kwargs
+        )
     raise AssertionError("unreachable")  # pragma: no cover (mypy: async with may swallow)
 
 

@@ -427,14 +427,6 @@ class Settings:
         _positive("backoff_max", self.backoff_max, low=0, high=3600)
         _int("upload_concurrency", self.upload_concurrency, low=1, high=64)
 
-    @property
-    def state_root(self) -> str:
-        """Where run state lives: ``state_prefix``, else ``_state`` beside the data prefix."""
-        if self.state_prefix is not None:
-            return self.state_prefix
-        parent = self.prefix.rpartition("/")[0]
-        return f"{parent}/_state" if parent else "_state"
-
     def replace(self, **changes: Any) -> Settings:
         """Return a copy with ``changes`` applied (and validated)."""
         return dataclasses.replace(self, **changes)
