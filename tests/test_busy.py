@@ -147,6 +147,26 @@ async def test_a_dead_holders_lease_that_outlasts_the_budget_makes_the_run_busy(
     assert written == []
 
 
+async def test_a_busy_run_saves_no_selection(
+    emulator_factory: EmulatorFactory, tmp_path: Path
+) -> None:
+    """ingest_csv on a run whose lease another invocation holds: the selection read from the
+    CSV is not saved (it is written only under the lease), nor the input index."""
+    from tests.test_selection import HEADER, row
+    from tmdb_ingest.api import ingest_csv
+
+    emu = await emulator_factory(EmulatorConfig())
+    csv = tmp_path / "movies.csv"
+    csv.write_text("\n".join([HEADER, row("tt0000001"), row("tt0000002")]) + "\n")
+    out = tmp_path / "out"
+    lease = _live_foreign_lease(out, "twice", 60.0)
+    conf = settings(emu.url, out_dir=out, run_id="twice", time_budget=2.0, lease_ttl=30.0)
+    with pytest.raises(RunBusy):
+        await ingest_csv(csv, conf)
+    assert [p for p in out.rglob("*") if p.is_file()] == [lease]
+    assert emu.stats.requests == 0
+
+
 def _live_foreign_lease(out: Path, run_id: str, seconds: float) -> Path:
     """Write a lease of run ``run_id`` held by another, live invocation for ``seconds``."""
     import datetime as dt

@@ -23,7 +23,7 @@ import logging
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from contextlib import AsyncExitStack
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import aiohttp
 
@@ -39,9 +39,12 @@ from tmdb_ingest.land.sinks import LocalSink, S3Sink, Sink
 from tmdb_ingest.run.deadline import Deadline
 from tmdb_ingest.run.layout import LakeLayout
 from tmdb_ingest.run.lease import FencedSink, Lease
-from tmdb_ingest.run.state import FoundRun, RunState, derive_run_id, find_run, in_shard
+from tmdb_ingest.run.state import RunState, derive_run_id, find_run, in_shard
 from tmdb_ingest.run.stopping import StopRequest
 from tmdb_ingest.summary import Progress, Snapshot, Summary
+
+if TYPE_CHECKING:
+    from tmdb_ingest.selection.saved import RunSelection
 
 __all__ = ["Progress", "Snapshot", "Summary", "ingest", "ingest_csv", "open_sink"]
 
@@ -141,9 +144,13 @@ async def _ingest_into(
     limiter: Limiter | None = None,
     stop: StopRequest | None = None,
     holder: str | None = None,
-    found: FoundRun | None = None,
+    selection: RunSelection | None = None,
 ) -> Summary:
-    """:func:`ingest` into an opened and checked ``sink`` (``found``: the run, if looked up)."""
+    """:func:`ingest` into an opened and checked ``sink``.
+
+    ``selection``: where the ids came from (:func:`ingest_csv`); what of it is to be saved
+    is written once the lease is held, through the fenced sink.
+    """
     deadline = Deadline(
         settings.time_budget,
         start=started_at,
@@ -161,6 +168,7 @@ async def _ingest_into(
         shard_ids = in_shard(valid, settings.shard)
         shard_malformed = in_shard(malformed, settings.shard)
         selected = len(shard_ids) + len(shard_malformed)
+        found = selection.found if selection is not None else None
         if found is None or found.run_id != run_id:
             lake = LakeLayout.of(settings.prefix, settings.state_prefix)
             found = await find_run(sink, lake, run_id)
@@ -175,6 +183,8 @@ async def _ingest_into(
             log.warning("%s while waiting for the lease; nothing was done", stopped.reason)
             return _nothing_done(run_id, settings, selected, deadline, busy=False)
         fenced = FencedSink(sink, lease)  # nothing is written once the lease is lost
+        if selection is not None:
+            await selection.save(fenced)
         state = await RunState.open(
             fenced,
             prefix=settings.prefix,
@@ -334,8 +344,9 @@ async def ingest_csv(
 ) -> Summary:
     """Select ids from movies.csv (a path or ``s3://`` URI) and :func:`ingest` them.
 
-    The first invocation of a run saves its selection with the run; the next ones read it
-    instead of the CSV (see :mod:`tmdb_ingest.selection.saved`). A CSV that changed under
+    The first invocation of a run saves its selection with the run (once it holds the
+    run's lease); the next ones read it instead of the CSV (see
+    :mod:`tmdb_ingest.selection.saved`). A CSV that changed under
     an explicit run id raises :class:`~tmdb_ingest.errors.InputError`, before any request.
     """
     from tmdb_ingest.selection.saved import resolve_selection
@@ -355,10 +366,9 @@ async def ingest_csv(
                 "selected %d ids from %s (%d rows, %d malformed ids skipped)",
                 *(len(chosen.ids), chosen.source, chosen.rows or 0, chosen.invalid_ids or 0),
             )
-        await chosen.save(sink)
         run_settings = settings.replace(run_id=chosen.run_id)
         return await _ingest_into(
-            chosen.ids, run_settings, sink, today=day, found=chosen.found, **kwargs
+            chosen.ids, run_settings, sink, today=day, selection=chosen, **kwargs
         )
     raise AssertionError("unreachable")  # pragma: no cover (mypy: async with may swallow)
 
