@@ -57,14 +57,17 @@ print(json.dumps({"resumed": got.resumed, "ids": len(got.ids), "polars": "polars
 async def _resolve(uri: str, overrides: dict[str, object]) -> tuple[float, int, bool, int]:
     from tmdb_ingest.config.settings import Settings
     from tmdb_ingest.land.sinks import S3Sink
-    from tmdb_ingest.selection.saved import resolve_selection, selection_key
+    from tmdb_ingest.run.layout import LakeLayout
+    from tmdb_ingest.selection.saved import resolve_selection
 
     settings = Settings(**overrides)  # type: ignore[arg-type]
     async with S3Sink(BUCKET, endpoint_url=settings.s3_endpoint_url) as sink:
         started = time.perf_counter()
         got = await resolve_selection(uri, settings, sink, day=DAY)
         took = time.perf_counter() - started
-        saved = await sink.get(selection_key(settings, got.run_id))
+        await got.save(sink)  # what the run does once it holds its lease
+        lake = LakeLayout.of(settings.prefix, settings.state_prefix)
+        saved = await sink.get(lake.selection_key(got.run_id))
     return took, len(got.ids), got.resumed, len(saved or b"")
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tmdb_ingest.config.settings import Settings
+from tmdb_ingest.run.layout import LakeLayout
 
 PREFIX = "Raw/TMDB/JSON"
 
@@ -78,7 +78,7 @@ def _report_keys(keys: list[str], state_roots: tuple[str, ...]) -> list[str]:
 
 def _state_roots(prefix: str, state_root: str | None) -> tuple[str, ...]:
     # the new place, and the legacy one inside the data prefix (runs started before the move)
-    return (state_root or Settings(prefix=prefix).state_root, f"{prefix}/_state")
+    return tuple(place.state_root for place in LakeLayout.of(prefix, state_root).places())
 
 
 def read_s3(s3: Any, bucket: str, prefix: str = PREFIX, state_root: str | None = None) -> Landed:

@@ -124,7 +124,8 @@ async def test_a_dead_holders_lease_that_outlasts_the_budget_makes_the_run_busy(
     import datetime as dt
 
     from tmdb_ingest.config.settings import Shard
-    from tmdb_ingest.run.lease import LeaseRecord, lease_key
+    from tmdb_ingest.run.layout import LakeLayout
+    from tmdb_ingest.run.lease import LeaseRecord
 
     emu = await emulator_factory(EmulatorConfig())
     now = dt.datetime.now(dt.UTC)
@@ -132,7 +133,7 @@ async def test_a_dead_holders_lease_that_outlasts_the_budget_makes_the_run_busy(
         run_id="twice", shard="0/1", holder="killed/123", token="t0", epoch=1, renewal=3,
         started=now.isoformat(), expires=(now + dt.timedelta(seconds=60)).isoformat(),
     )  # fmt: skip
-    key = lease_key("Raw/TMDB/_state", "twice", Shard())
+    key = LakeLayout.of("Raw/TMDB/JSON").lease_key("twice", Shard())
     (tmp_path / key).parent.mkdir(parents=True)
     (tmp_path / key).write_bytes(stale.to_json())
     conf = settings(emu.url, out_dir=tmp_path, time_budget=3.0, lease_ttl=30.0)
@@ -146,19 +147,40 @@ async def test_a_dead_holders_lease_that_outlasts_the_budget_makes_the_run_busy(
     assert written == []
 
 
+async def test_a_busy_run_saves_no_selection(
+    emulator_factory: EmulatorFactory, tmp_path: Path
+) -> None:
+    """ingest_csv on a run whose lease another invocation holds: the selection read from the
+    CSV is not saved (it is written only under the lease), nor the input index."""
+    from tests.test_selection import HEADER, row
+    from tmdb_ingest.api import ingest_csv
+
+    emu = await emulator_factory(EmulatorConfig())
+    csv = tmp_path / "movies.csv"
+    csv.write_text("\n".join([HEADER, row("tt0000001"), row("tt0000002")]) + "\n")
+    out = tmp_path / "out"
+    lease = _live_foreign_lease(out, "twice", 60.0)
+    conf = settings(emu.url, out_dir=out, run_id="twice", time_budget=2.0, lease_ttl=30.0)
+    with pytest.raises(RunBusy):
+        await ingest_csv(csv, conf)
+    assert [p for p in out.rglob("*") if p.is_file()] == [lease]
+    assert emu.stats.requests == 0
+
+
 def _live_foreign_lease(out: Path, run_id: str, seconds: float) -> Path:
     """Write a lease of run ``run_id`` held by another, live invocation for ``seconds``."""
     import datetime as dt
 
     from tmdb_ingest.config.settings import Shard
-    from tmdb_ingest.run.lease import LeaseRecord, lease_key
+    from tmdb_ingest.run.layout import LakeLayout
+    from tmdb_ingest.run.lease import LeaseRecord
 
     now = dt.datetime.now(dt.UTC)
     record = LeaseRecord(
         run_id=run_id, shard="0/1", holder="other/1", token="t0", epoch=1, renewal=1,
         started=now.isoformat(), expires=(now + dt.timedelta(seconds=seconds)).isoformat(),
     )  # fmt: skip
-    path = out / lease_key("Raw/TMDB/_state", run_id, Shard())
+    path = out / LakeLayout.of("Raw/TMDB/JSON").lease_key(run_id, Shard())
     path.parent.mkdir(parents=True)
     path.write_bytes(record.to_json())
     return path

@@ -22,10 +22,11 @@ from tests.sink_fixtures import sink_fixture  # noqa: F401 (the `sink` fixture)
 from tmdb_ingest.config.settings import Shard
 from tmdb_ingest.errors import LeaseLost, RunBusy, SinkError
 from tmdb_ingest.land.sinks import S3Sink, Sink
-from tmdb_ingest.run.lease import DEFAULT_SKEW, FencedSink, Lease, LeaseRecord, lease_key
+from tmdb_ingest.run.layout import LakeLayout
+from tmdb_ingest.run.lease import DEFAULT_SKEW, FencedSink, Lease, LeaseRecord
 
 TTL = 30.0
-KEY = lease_key("Raw/TMDB/_state", "run-x", Shard(0, 1))
+KEY = LakeLayout.of("Raw/TMDB/JSON").lease_key("run-x", Shard(0, 1))
 DATA = "Raw/TMDB/JSON/2026/12/01/run-x-0of1-file.json"
 
 

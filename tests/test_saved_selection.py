@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,16 +18,17 @@ from tests.test_selection import HEADER, row
 from tmdb_ingest.config.settings import Settings
 from tmdb_ingest.errors import InputError
 from tmdb_ingest.land.sinks import LocalSink, S3Sink
+from tmdb_ingest.run.layout import LakeLayout
 from tmdb_ingest.run.state import derive_run_id
 from tmdb_ingest.selection.saved import (
     InputIdentity,
+    RunSelection,
     _decode,
     _encode,
-    index_key,
+    index_digest,
     input_identity,
-    resolve_selection,
-    selection_key,
 )
+from tmdb_ingest.selection.saved import resolve_selection as resolve_only
 
 DAY = dt.date(2026, 12, 1)
 
@@ -38,6 +40,24 @@ def csv_bytes(*rows: str) -> bytes:
 
 FIRST = csv_bytes(row("tt0000002"), row("tt0000001"), row("tt0000003", "Drama"), row("tt12"))
 MORE = csv_bytes(row("tt0000002"), row("tt0000001"), row("tt0000004", "Fantasy"))
+
+
+async def resolve_selection(
+    csv: str | os.PathLike[str], settings: Settings, sink: Any, *, day: dt.date
+) -> RunSelection:
+    """Resolve, then save what is to be saved: what an invocation does once it holds its lease."""
+    got = await resolve_only(csv, settings, sink, day=day)
+    await got.save(sink)
+    return got
+
+
+def selection_key(settings: Settings, run_id: str) -> str:
+    return LakeLayout.of(settings.prefix, settings.state_prefix).selection_key(run_id)
+
+
+def index_key(settings: Settings, identity: InputIdentity, day: dt.date) -> str:
+    lake = LakeLayout.of(settings.prefix, settings.state_prefix)
+    return lake.input_key(index_digest(settings, identity, day))
 
 
 def rewrite_keeping_identity(path: Path, content: bytes) -> None:
@@ -62,7 +82,7 @@ async def test_first_invocation_saves_selection_and_index(tmp_path: Path) -> Non
     assert got.run_id == derive_run_id(got.ids, settings, DAY)
     saved = await sink.get(selection_key(settings, got.run_id))
     assert saved is not None
-    assert selection_key(settings, got.run_id).startswith(f"{settings.state_root}/{got.run_id}/")
+    assert selection_key(settings, got.run_id).startswith(f"Raw/TMDB/_state/{got.run_id}/")
     # One line per id after the header: the step from the previous id (1, then 1 more).
     assert gzip.decompress(saved).split(b"\n")[1:] == [b"1", b"1", b""]
     identity = await input_identity(csv, settings)

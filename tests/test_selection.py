@@ -7,11 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from tmdb_ingest.cli import main
 from tmdb_ingest.errors import ConfigError, InputError
-from botocore.exceptions import ClientError
-
 from tmdb_ingest.s3 import input_message
 from tmdb_ingest.selection.reader import (
     Selection,

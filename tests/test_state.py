@@ -32,7 +32,7 @@ async def test_a_manifest_without_its_data_file_does_not_count(tmp_path: Path) -
     await state.sink.put(state.layout.manifest_key(b), orjson.dumps(["tt0000003"]))
     resumed = await open_state(tmp_path)
     assert resumed.landed_ids() == {"tt0000001", "tt0000002"}
-    assert resumed.dead == {b}
+    assert resumed.orphaned == {b}
 
 
 async def test_state_is_rebuilt_from_manifests_when_the_checkpoint_is_lost(tmp_path: Path) -> None:

@@ -6,13 +6,20 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from pathlib import Path
+from typing import Any
 
+import orjson
 import pytest
 
+from tests.fixtures_emulator import EmulatorFactory
+from tests.test_selection import HEADER, row
+from tmdb_ingest.api import ingest_csv
 from tmdb_ingest.config.settings import Settings, Shard
+from tmdb_ingest.emulator import EmulatorConfig
 from tmdb_ingest.land.formats import JSON_ARRAY, FileFormat
 from tmdb_ingest.land.sinks import LocalSink
-from tmdb_ingest.run.state import RunState, legacy_state_root
+from tmdb_ingest.run.layout import legacy_state_root
+from tmdb_ingest.run.state import RunState
 
 DAY = dt.date(2026, 11, 30)
 PREFIX = "Raw/TMDB/JSON"
@@ -48,7 +55,7 @@ async def test_state_lives_beside_the_data_prefix_not_inside_it(tmp_path: Path) 
     await state.write_batch("r1-1of2-t-00001", ["tt0000001"], b"[{}]\n")
     await state.write_outcomes("r1-1of2-t-00002", [])
     await state.save()
-    assert state.layout.state_root == "Raw/TMDB/_state/r1"
+    assert state.layout.run_root == "Raw/TMDB/_state/r1"
     assert [k for k in keys(tmp_path) if k.startswith(f"{PREFIX}/")] == [
         f"{PREFIX}/2026/11/30/r1-1of2-t-00001.json"
     ]
@@ -59,7 +66,7 @@ async def test_state_lives_beside_the_data_prefix_not_inside_it(tmp_path: Path) 
 async def test_an_explicit_state_prefix_is_used(tmp_path: Path) -> None:
     """Settings.state_prefix places the state anywhere outside the data prefix."""
     settings = Settings(state_prefix="_ops/tmdb_state")
-    state = await open_state(tmp_path, state_root=settings.state_root)
+    state = await open_state(tmp_path, state_root=settings.state_prefix)
     assert state.layout.meta_key == "_ops/tmdb_state/r1/run.json"
     assert (tmp_path / "_ops/tmdb_state/r1/run.json").is_file()
 
@@ -75,13 +82,56 @@ async def test_a_run_with_state_in_the_old_place_resumes_there(
     before = keys(tmp_path)
     with caplog.at_level(logging.INFO, logger="tmdb_ingest"):
         resumed = await open_state(tmp_path)
-    assert resumed.layout.state_root == f"{PREFIX}/_state/r1"
+    assert resumed.layout.run_root == f"{PREFIX}/_state/r1"
     assert resumed.landed_ids() == {"tt0000001", "tt0000002"}
     assert keys(tmp_path) == before
     assert not (tmp_path / "Raw/TMDB/_state").exists()
     assert [r.message for r in caplog.records if "old place" in r.message] == [
         f"run r1 keeps its state in the old place {PREFIX}/_state/ (new runs use Raw/TMDB/_state/)"
     ]
+
+
+class RecordingSink(LocalSink):
+    """A local folder that remembers the key of every write."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.written: list[str] = []
+
+    async def put(self, key: str, body: bytes, **options: Any) -> str:
+        self.written.append(key)
+        return await super().put(key, body, **options)
+
+
+async def test_an_old_run_keeps_its_lease_checkpoint_and_selection_in_the_old_place(
+    tmp_path: Path, emulator_factory: EmulatorFactory
+) -> None:
+    """ingest_csv resuming a run whose run.json is only in {prefix}/_state writes all of its
+    state there (the saved selection, the lease, the checkpoint): nothing to the new root."""
+    csv = tmp_path / "movies.csv"
+    csv.write_text("\n".join([HEADER, row("tt0000001"), row("tt0000002")]) + "\n")
+    out = tmp_path / "out"
+    old_root = f"{legacy_state_root(PREFIX)}/old-run"
+    meta = {"run_id": "old-run", "date": "2026/11/30", "started": "2026-11-30T10:00:00+00:00"}
+    (out / old_root).mkdir(parents=True)
+    (out / old_root / "run.json").write_bytes(orjson.dumps(meta))
+    emu = await emulator_factory(EmulatorConfig())
+    settings = Settings(
+        tmdb_url=emu.url, api_key="test-api-key", out_dir=out, run_id="old-run", rate=400
+    )
+    sink = RecordingSink(out)
+
+    summary = await ingest_csv(csv, settings, sink=sink, today=DAY)
+
+    assert summary.done
+    state_writes = [k for k in sink.written if not k.startswith(f"{PREFIX}/2026/")]
+    assert {k.rsplit("/", 1)[-1] for k in state_writes} >= {
+        "selection.txt.gz",
+        "lease.json",
+        "checkpoint.json",
+    }
+    assert all(k.startswith(f"{old_root}/") for k in state_writes), state_writes
+    assert not (out / "Raw/TMDB/_state").exists()
 
 
 async def test_a_new_run_never_goes_to_the_old_place(tmp_path: Path) -> None:
@@ -94,9 +144,9 @@ async def test_a_new_run_never_goes_to_the_old_place(tmp_path: Path) -> None:
         today=DAY,
         state_root=legacy_state_root(PREFIX),
     )
-    assert other.layout.state_root == f"{PREFIX}/_state/r0"
+    assert other.layout.run_root == f"{PREFIX}/_state/r0"
     state = await open_state(tmp_path)
-    assert state.layout.state_root == "Raw/TMDB/_state/r1"
+    assert state.layout.run_root == "Raw/TMDB/_state/r1"
 
 
 @pytest.mark.parametrize(
@@ -112,7 +162,7 @@ async def test_data_files_of_any_format_count_as_landed(
     assert key.endswith(written.extension)
     resumed = await open_state(tmp_path)  # no save(): nothing but manifests and data
     assert resumed.landed_ids() == {"tt0000001"}
-    assert resumed.dead == set()
+    assert resumed.orphaned == set()
     assert resumed.layout.data_key("x").endswith("/x.json")
 
 

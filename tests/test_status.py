@@ -19,7 +19,8 @@ from tmdb_ingest.config.settings import Settings, Shard
 from tmdb_ingest.emulator.server import EmulatorConfig
 from tmdb_ingest.errors import ConfigError
 from tmdb_ingest.land.sinks import LocalSink, S3Sink
-from tmdb_ingest.run.state import RunState, legacy_state_root
+from tmdb_ingest.run.layout import legacy_state_root
+from tmdb_ingest.run.state import RunState
 from tmdb_ingest.run.status import run_status
 from tmdb_ingest.run.stopping import StopRequest
 

@@ -23,7 +23,7 @@ import logging
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from contextlib import AsyncExitStack
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import aiohttp
 
@@ -37,10 +37,14 @@ from tmdb_ingest.land.formats import FileFormat
 from tmdb_ingest.land.lander import Lander
 from tmdb_ingest.land.sinks import LocalSink, S3Sink, Sink
 from tmdb_ingest.run.deadline import Deadline
-from tmdb_ingest.run.lease import FencedSink, Lease, lease_key
+from tmdb_ingest.run.layout import LakeLayout
+from tmdb_ingest.run.lease import FencedSink, Lease
 from tmdb_ingest.run.state import RunState, derive_run_id, find_run, in_shard
 from tmdb_ingest.run.stopping import StopRequest
 from tmdb_ingest.summary import Progress, Snapshot, Summary
+
+if TYPE_CHECKING:
+    from tmdb_ingest.selection.saved import RunSelection
 
 __all__ = ["Progress", "Snapshot", "Summary", "ingest", "ingest_csv", "open_sink"]
 
@@ -56,7 +60,7 @@ def open_sink(settings: Settings) -> S3Sink | LocalSink:
     if settings.bucket is not None:
         return S3Sink(
             settings.bucket,
-            check_prefix=f"{settings.state_root}/",
+            check_prefix=f"{LakeLayout.of(settings.prefix, settings.state_prefix).state_root}/",
             endpoint_url=settings.s3_endpoint_url,
             max_pool_connections=settings.upload_concurrency * 2 + 4,
         )
@@ -142,8 +146,13 @@ async def _ingest_into(
     limiter: Limiter | None = None,
     stop: StopRequest | None = None,
     holder: str | None = None,
+    selection: RunSelection | None = None,
 ) -> Summary:
-    """:func:`ingest` into an opened and checked ``sink``."""
+    """:func:`ingest` into an opened and checked ``sink``.
+
+    ``selection``: where the ids came from (:func:`ingest_csv`); what of it is to be saved
+    is written once the lease is held, through the fenced sink.
+    """
     deadline = Deadline(
         settings.time_budget,
         start=started_at,
@@ -161,12 +170,13 @@ async def _ingest_into(
         shard_ids = in_shard(valid, settings.shard)
         shard_malformed = in_shard(malformed, settings.shard)
         selected = len(shard_ids) + len(shard_malformed)
-        found = await find_run(
-            sink, prefix=settings.prefix, run_id=run_id, state_root=settings.state_root
-        )
+        found = selection.found if selection is not None else None
+        if found is None or found.run_id != run_id:
+            lake = LakeLayout.of(settings.prefix, settings.state_prefix)
+            found = await find_run(sink, lake, run_id)
         try:
             lease = await _hold_lease(
-                stack, sink, settings, run_id, lease_key(found[0], run_id, settings.shard),
+                stack, sink, settings, run_id, found.lake.lease_key(run_id, settings.shard),
                 holder, deadline, selected, stop,
             )  # fmt: skip
         except _StoppedWaiting as stopped:
@@ -175,13 +185,14 @@ async def _ingest_into(
             log.warning("%s while waiting for the lease; nothing was done", stopped.reason)
             return _nothing_done(run_id, settings, selected, deadline, busy=False)
         fenced = FencedSink(sink, lease)  # nothing is written once the lease is lost
+        if selection is not None:
+            await selection.save(fenced)
         state = await RunState.open(
             fenced,
             prefix=settings.prefix,
             run_id=run_id,
             shard=settings.shard,
             today=day,
-            state_root=settings.state_root,
             file_format=FileFormat.from_settings(settings),
             selected=selected,
             found=found,
@@ -335,8 +346,9 @@ async def ingest_csv(
 ) -> Summary:
     """Select ids from movies.csv (a path or ``s3://`` URI) and :func:`ingest` them.
 
-    The first invocation of a run saves its selection with the run; the next ones read it
-    instead of the CSV (see :mod:`tmdb_ingest.selection.saved`). A CSV that changed under
+    The first invocation of a run saves its selection with the run (once it holds the
+    run's lease); the next ones read it instead of the CSV (see
+    :mod:`tmdb_ingest.selection.saved`). A CSV that changed under
     an explicit run id raises :class:`~tmdb_ingest.errors.InputError`, before any request.
     """
     from tmdb_ingest.selection.saved import resolve_selection
@@ -357,7 +369,9 @@ async def ingest_csv(
                 *(len(chosen.ids), chosen.source, chosen.rows or 0, chosen.invalid_ids or 0),
             )
         run_settings = settings.replace(run_id=chosen.run_id)
-        return await _ingest_into(chosen.ids, run_settings, sink, today=day, **kwargs)
+        return await _ingest_into(
+            chosen.ids, run_settings, sink, today=day, selection=chosen, **kwargs
+        )
     raise AssertionError("unreachable")  # pragma: no cover (mypy: async with may swallow)
 
 

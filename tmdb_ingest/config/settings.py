@@ -134,14 +134,6 @@ class Settings:
         if rate.adaptive:
             object.__setattr__(self, "max_rate", rate.ceiling)
 
-    @property
-    def state_root(self) -> str:
-        """Where run state lives: ``state_prefix``, else ``_state`` beside the data prefix."""
-        if self.state_prefix is not None:
-            return self.state_prefix
-        parent = self.prefix.rpartition("/")[0]
-        return f"{parent}/_state" if parent else "_state"
-
     def replace(self, **changes: Any) -> Settings:
         """Return a copy with ``changes`` applied (and validated)."""
         if "max_rate" in changes and "rate" not in changes and self.rate.adaptive:

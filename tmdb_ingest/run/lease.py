@@ -1,8 +1,8 @@
 """One writer per run and shard: a lease held in the sink with conditional writes.
 
-The lease is one small JSON object (``{state_root}/{run_id}/shard-I-of-N/lease.json``)
-naming its holder, a random token, an ``epoch`` that grows with each takeover, and when
-it ``expires`` (wall clock, ISO UTC). It is:
+The lease is one small JSON object (at ``RunLayout.lease_key``, see
+:mod:`tmdb_ingest.run.layout`) naming its holder, a random token, an ``epoch`` that grows
+with each takeover, and when it ``expires`` (wall clock, ISO UTC). It is:
 
 - acquired with ``If-None-Match: *`` (only one of two invocations started together can
   create it);
@@ -41,16 +41,18 @@ import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 
 from tmdb_ingest.config.options import default
-from tmdb_ingest.config.settings import Shard
 from tmdb_ingest.errors import LeaseLost, PreconditionFailed, RunBusy, SinkError
 from tmdb_ingest.land.sinks import Sink
 
-__all__ = ["DEFAULT_SKEW", "FencedSink", "Lease", "LeaseRecord", "lease_key"]
+if TYPE_CHECKING:
+    from tmdb_ingest.config.settings import Shard
+
+__all__ = ["DEFAULT_SKEW", "FencedSink", "Lease", "LeaseRecord"]
 
 log = logging.getLogger("tmdb_ingest.run.lease")
 
@@ -60,11 +62,6 @@ EC2 and Lambda within milliseconds) and a write cancelled at ``valid_until`` tha
 late. Raise it where clocks are not synchronised."""
 
 T = TypeVar("T")
-
-
-def lease_key(state_root: str, run_id: str, shard: Shard) -> str:
-    """The key of the lease of ``run_id`` and ``shard`` under ``state_root``."""
-    return f"{state_root}/{run_id}/{shard.slug}/lease.json"
 
 
 def _iso(moment: dt.datetime) -> str:

@@ -1,18 +1,13 @@
-"""Run identity, the output layout, and the run state that makes resuming exactly once.
+"""Run identity and the run state that makes resuming exactly once.
 
-Layout (``prefix`` defaults to ``Raw/TMDB/JSON``; ``state`` is ``Settings.state_root``,
-by default ``_state`` beside the data prefix, e.g. ``Raw/TMDB/_state``)::
-
-    {prefix}/{YYYY}/{MM}/{DD}/{run_id}-{I}of{N}-{token}-{seq}.json[.gz]  data (FileFormat)
-    {state}/{run_id}/run.json                                   the run: its date, start
-    {state}/{run_id}/shard-I-of-N/batches/{name}.json           ids of data file {name}
-    {state}/{run_id}/shard-I-of-N/outcomes/{name}.jsonl         not_found / failed ids
-    {state}/{run_id}/shard-I-of-N/checkpoint.json               what is known to be done
-    {state}/{run_id}/shard-I-of-N/report.jsonl                  every id not in a data file
+Where each piece lives is :mod:`tmdb_ingest.run.layout`'s business (data files under the
+data prefix; ``run.json``, manifests, outcome chunks, checkpoint and report under the
+state root).
 
 State lives outside the data prefix, so a glob over the data prefix sees only movies.
 Runs started before that kept their state in ``{prefix}/_state``: a run whose
-``run.json`` is found only there keeps using that place until it is done.
+``run.json`` is found only there (:func:`find_run`) keeps using that place until it is
+done, for all of its state.
 
 Exactly once, also across SIGKILL: before a data file is written, its manifest (the ids
 it will hold) is written under ``batches/``. On resume, a manifest counts only if its
@@ -34,8 +29,6 @@ import asyncio
 import datetime as dt
 import hashlib
 import logging
-import secrets
-import time
 from collections.abc import Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,30 +37,20 @@ import orjson
 
 from tmdb_ingest.config.settings import Settings, Shard
 from tmdb_ingest.errors import PreconditionFailed, SinkError
-from tmdb_ingest.land.formats import DATA_EXTENSIONS, JSON_ARRAY, FileFormat
+from tmdb_ingest.land.formats import JSON_ARRAY, FileFormat
 from tmdb_ingest.land.sinks import Sink
+from tmdb_ingest.run.layout import LakeLayout, RunLayout
 
 __all__ = [
+    "FoundRun",
     "ReportEntry",
-    "RunLayout",
     "RunState",
-    "default_state_root",
     "derive_run_id",
-    "legacy_state_root",
+    "find_run",
     "shard_of",
 ]
 
 log = logging.getLogger("tmdb_ingest")
-
-
-def default_state_root(prefix: str) -> str:
-    """Where run state lives for data under ``prefix`` when no state prefix is given."""
-    return Settings(prefix=prefix).state_root
-
-
-def legacy_state_root(prefix: str) -> str:
-    """Where runs kept their state before it moved out of the data prefix."""
-    return f"{prefix.strip('/')}/_state"
 
 
 def shard_of(imdb_id: str, count: int) -> int:
@@ -117,90 +100,6 @@ class ReportEntry:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class RunLayout:
-    """Every key a run reads or writes."""
-
-    prefix: str
-    run_id: str
-    shard: Shard
-    date: str  # "YYYY/MM/DD"
-    state_prefix: str = ""  # the folder of every run's state; "" -> default_state_root(prefix)
-    format: FileFormat = JSON_ARRAY
-
-    def __post_init__(self) -> None:
-        if not self.state_prefix:
-            object.__setattr__(self, "state_prefix", default_state_root(self.prefix))
-
-    @property
-    def state_root(self) -> str:
-        """This run's state folder."""
-        return f"{self.state_prefix}/{self.run_id}"
-
-    @property
-    def shard_root(self) -> str:
-        return f"{self.state_root}/{self.shard.slug}"
-
-    @property
-    def meta_key(self) -> str:
-        return f"{self.state_root}/run.json"
-
-    @property
-    def checkpoint_key(self) -> str:
-        return f"{self.shard_root}/checkpoint.json"
-
-    @property
-    def report_key(self) -> str:
-        return f"{self.shard_root}/report.jsonl"
-
-    @property
-    def manifests_prefix(self) -> str:
-        return f"{self.shard_root}/batches/"
-
-    @property
-    def outcomes_prefix(self) -> str:
-        return f"{self.shard_root}/outcomes/"
-
-    @property
-    def data_prefix(self) -> str:
-        """Where this run's and shard's data files are: a folder and a name prefix."""
-        return f"{self.prefix}/{self.date}/{self.run_id}-{self.shard.index}of{self.shard.count}-"
-
-    def manifest_key(self, name: str) -> str:
-        return f"{self.manifests_prefix}{name}.json"
-
-    def outcomes_key(self, name: str) -> str:
-        return f"{self.outcomes_prefix}{name}.jsonl"
-
-    def data_key(self, name: str) -> str:
-        return f"{self.prefix}/{self.date}/{name}{self.format.extension}"
-
-    def data_name(self, key: str) -> str:
-        """The name of a data file from its key, whatever its format's extension."""
-        base = key.rsplit("/", 1)[-1]
-        for extension in DATA_EXTENSIONS:
-            if base.endswith(extension):
-                return base[: -len(extension)]
-        return base
-
-    def new_namer(self) -> BatchNamer:
-        return BatchNamer(f"{self.run_id}-{self.shard.index}of{self.shard.count}")
-
-
-class BatchNamer:
-    """Names the files of one invocation: ``{base}-{token}-{seq:05d}``, never reused."""
-
-    def __init__(self, base: str) -> None:
-        # seconds since the epoch first, so names sort by invocation
-        self.token = f"{int(time.time()):08x}{secrets.token_hex(3)}"
-        self._base = base
-        self._seq = 0
-
-    def next(self) -> str:
-        self._seq += 1
-        return f"{self._base}-{self.token}-{self._seq:05d}"
-
-
 def _name_of(key: str, prefix: str, suffix: str) -> str:
     return key[len(prefix) : -len(suffix)] if key.endswith(suffix) else key[len(prefix) :]
 
@@ -209,36 +108,61 @@ def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
-async def find_run(
-    sink: Sink, *, prefix: str, run_id: str, state_root: str | None = None
-) -> tuple[str, dict[str, Any] | None]:
-    """(the state folder that holds ``run_id``, its ``run.json``), or (the new one, None).
+@dataclass(frozen=True, slots=True)
+class FoundRun:
+    """Where a run's state is, and its ``run.json`` (None: the run has not started)."""
 
-    ``state_root`` is where runs keep their state (default: beside ``prefix``). A run whose
-    ``run.json`` is only in the legacy place (``{prefix}/_state``) is found there. Raises
+    lake: LakeLayout
+    """The lake, its ``state_root`` the place that holds the run (legacy for old runs)."""
+    run_id: str
+    meta: dict[str, Any] | None
+
+
+async def find_run(sink: Sink, lake: LakeLayout, run_id: str) -> FoundRun:
+    """Find ``run_id`` in ``lake``'s state root, else in the legacy place.
+
+    A run found nowhere is placed in ``lake``'s state root (``meta`` None). Raises
     SinkError when ``run.json`` is damaged.
     """
-    root = state_root or default_state_root(prefix)
-    raw = await sink.get(f"{root}/{run_id}/run.json")
-    legacy = legacy_state_root(prefix)
-    if raw is None and legacy != root:
-        raw = await sink.get(f"{legacy}/{run_id}/run.json")
-        if raw is None:
-            return root, None
+    for place in lake.places():
+        raw = await sink.get(place.meta_key(run_id))
+        if raw is not None:
+            break
+    else:
+        return FoundRun(lake, run_id, None)
+    if place != lake:
         log.info(
-            "run %s keeps its state in the old place %s/ (new runs use %s/)", run_id, legacy, root
+            "run %s keeps its state in the old place %s/ (new runs use %s/)",
+            *(run_id, place.state_root, lake.state_root),
         )
-        root = legacy
-    if raw is None:
-        return root, None
-    key = f"{root}/{run_id}/run.json"
     try:
         meta = orjson.loads(raw)
         meta["date"] = str(meta["date"])
         dt.datetime.strptime(meta["date"], "%Y/%m/%d")
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
-        raise SinkError(f"run state {sink.uri(key)} is damaged") from None
-    return root, meta
+        raise SinkError(f"run state {sink.uri(place.meta_key(run_id))} is damaged") from None
+    return FoundRun(place, run_id, meta)
+
+
+async def create_run(sink: Sink, found: FoundRun, today: dt.date) -> FoundRun:
+    """``found`` with its ``run.json``, created now (dated ``today``) if it has none.
+
+    Created once, with If-None-Match: shards starting on either side of midnight share
+    one date.
+    """
+    if found.meta is not None:
+        return found
+    lake, run_id = found.lake, found.run_id
+    meta = {"run_id": run_id, "date": f"{today:%Y/%m/%d}", "started": _now()}
+    meta["prefix"] = lake.prefix
+    try:
+        await sink.put(lake.meta_key(run_id), orjson.dumps(meta), if_none_match=True)
+    except PreconditionFailed:
+        again = await find_run(sink, lake, run_id)
+        if again.meta is None:
+            raise SinkError(f"run state of {run_id} vanished while it was read") from None
+        return again
+    return FoundRun(lake, run_id, meta)
 
 
 @dataclass
@@ -254,7 +178,8 @@ class RunState:
     sink: Sink
     landed: dict[str, list[str]] = field(default_factory=dict)
     reported: dict[str, list[ReportEntry]] = field(default_factory=dict)
-    dead: set[str] = field(default_factory=set)
+    orphaned: set[str] = field(default_factory=set)
+    """Manifests whose data file never landed: their ids are fetched again."""
     meta: dict[str, Any] = field(default_factory=dict)  # run.json
     selected: int | None = None
     started: str | None = None
@@ -272,7 +197,7 @@ class RunState:
         state_root: str | None = None,
         file_format: FileFormat = JSON_ARRAY,
         selected: int | None = None,
-        found: tuple[str, dict[str, Any] | None] | None = None,
+        found: FoundRun | None = None,
     ) -> RunState:
         """Load the state of ``run_id``/``shard`` from the sink, creating the run if new.
 
@@ -284,22 +209,11 @@ class RunState:
         (a run created since is still found: its ``run.json`` is created only once).
         """
         if found is None:
-            found = await find_run(sink, prefix=prefix, run_id=run_id, state_root=state_root)
-        root, meta = found
-        if meta is None:
-            meta = {"run_id": run_id, "date": f"{today:%Y/%m/%d}", "started": _now()}
-            meta["prefix"] = prefix
-            try:
-                # created once: shards starting on either side of midnight share one date
-                await sink.put(f"{root}/{run_id}/run.json", orjson.dumps(meta), if_none_match=True)
-            except PreconditionFailed:
-                root, meta = await find_run(
-                    sink, prefix=prefix, run_id=run_id, state_root=state_root
-                )
-                if meta is None:
-                    raise SinkError(f"run state of {run_id} vanished while it was read") from None
-        layout = RunLayout(prefix, run_id, shard, meta["date"], root, file_format)
-        state = await cls.read(sink, layout, meta=meta)
+            found = await find_run(sink, LakeLayout.of(prefix, state_root), run_id)
+        found = await create_run(sink, found, today)
+        assert found.meta is not None
+        layout = RunLayout(found.lake, run_id, shard, found.meta["date"], file_format)
+        state = await cls.read(sink, layout, meta=found.meta)
         state.started = state.started or _now()
         if selected is not None:
             state.selected = selected
@@ -324,20 +238,20 @@ class RunState:
                 self.reported = {
                     k: [ReportEntry(*e) for e in v] for k, v in saved["reported"].items()
                 }
-                self.dead = set(saved["dead"])
+                self.orphaned = set(saved["dead"])  # the checkpoint's name for them
                 selected = saved.get("selected")
                 self.selected = selected if isinstance(selected, int) else None
                 self.started = saved.get("started")
                 self.last_invocation = saved.get("last_invocation")
             except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
                 # The checkpoint only saves reads: rebuild from the manifests instead.
-                self.landed, self.reported, self.dead = {}, {}, set()
+                self.landed, self.reported, self.orphaned = {}, {}, set()
 
         manifests = [
             _name_of(k, layout.manifests_prefix, ".json")
             async for k in sink.iter_keys(layout.manifests_prefix)
         ]
-        unknown = [n for n in manifests if n not in self.landed and n not in self.dead]
+        unknown = [n for n in manifests if n not in self.landed and n not in self.orphaned]
         if unknown:
             # data files of any format count: a run may be resumed with another --format
             existing = {layout.data_name(k) async for k in sink.iter_keys(layout.data_prefix)}
@@ -346,7 +260,7 @@ class RunState:
                 if name in existing and body is not None:
                     self.landed[name] = list(orjson.loads(body))
                 else:
-                    self.dead.add(name)  # manifest written, data never landed
+                    self.orphaned.add(name)  # manifest written, data never landed
 
         chunks = [
             _name_of(k, layout.outcomes_prefix, ".jsonl")
@@ -425,7 +339,7 @@ class RunState:
             "reported": {
                 k: [[e.imdb_id, e.outcome, e.reason] for e in v] for k, v in self.reported.items()
             },
-            "dead": sorted(self.dead),
+            "dead": sorted(self.orphaned),  # kept: older invocations read it
             "selected": self.selected,
             "started": self.started,
             "last_invocation": self.last_invocation,

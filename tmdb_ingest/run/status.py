@@ -25,7 +25,8 @@ import orjson
 from tmdb_ingest.config.settings import DEFAULT_PREFIX, Settings, Shard
 from tmdb_ingest.errors import ConfigError, SinkError
 from tmdb_ingest.land.sinks import LocalSink, S3Sink, Sink
-from tmdb_ingest.run.state import RunLayout, RunState, find_run, legacy_state_root
+from tmdb_ingest.run.layout import LakeLayout, RunLayout
+from tmdb_ingest.run.state import RunState, find_run
 
 __all__ = ["RunStatus", "ShardStatus", "command", "run_status"]
 
@@ -174,13 +175,14 @@ def _shard_status(state: RunState) -> ShardStatus:
     )
 
 
-async def latest_run(sink: Sink, *, prefix: str, state_root: str) -> str | None:
-    """The run id under ``state_root`` (or the legacy place) that started last, or None."""
+async def latest_run(sink: Sink, lake: LakeLayout) -> str | None:
+    """The run id under ``lake``'s state root (or the legacy place) that started last."""
     found: list[tuple[str, str]] = []
-    for root in dict.fromkeys((state_root, legacy_state_root(prefix))):
+    for place in lake.places():
+        root = place.state_root
         async for key in sink.iter_keys(f"{root}/"):
             parts = key[len(root) + 1 :].split("/")
-            if len(parts) != 2 or parts[1] != "run.json":
+            if len(parts) != 2 or key != place.meta_key(parts[0]):
                 continue
             raw = await sink.get(key)
             try:
@@ -206,28 +208,28 @@ async def run_status(
     too). Shards the run has never started are listed as such when another shard names
     the count. Raises ConfigError when there is no such run, SinkError when it cannot read.
     """
-    settings = Settings(prefix=prefix, state_prefix=state_root)
-    prefix = settings.prefix
+    lake = LakeLayout.of(prefix, state_root)
+    where = sink.uri(f"{lake.state_root}/")
     if run_id is None:
-        run_id = await latest_run(sink, prefix=prefix, state_root=settings.state_root)
+        run_id = await latest_run(sink, lake)
         if run_id is None:
-            where = sink.uri(f"{settings.state_root}/")
             raise ConfigError("run_id", f"no run found under {where}")
-    root, meta = await find_run(sink, prefix=prefix, run_id=run_id, state_root=settings.state_root)
-    if meta is None:
-        where = sink.uri(f"{settings.state_root}/")
+    found = await find_run(sink, lake, run_id)
+    if found.meta is None:
         raise ConfigError("run_id", f"no run {run_id!r} under {where}")
-    run_root = f"{root}/{run_id}/"
+    meta = found.meta
+    run_root = f"{found.lake.run_root(run_id)}/"
     shards: set[Shard] = set()
     async for key in sink.iter_keys(run_root):
         match = _SHARD_RE.match(key[len(run_root) :].split("/", 1)[0])
         if match:
             count = int(match.group(2))
             shards.update(Shard(i, count) for i in range(count))
-    data_prefix = str(meta.get("prefix") or prefix)
+    # the data prefix the run wrote to, as it recorded it
+    data_lake = LakeLayout(str(meta.get("prefix") or lake.prefix), found.lake.state_root)
     states = await asyncio.gather(
         *(
-            RunState.read(sink, RunLayout(data_prefix, run_id, shard, meta["date"], root))
+            RunState.read(sink, RunLayout(data_lake, run_id, shard, meta["date"]))
             for shard in sorted(shards, key=lambda s: (s.count, s.index))
         )
     )

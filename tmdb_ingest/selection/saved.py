@@ -5,11 +5,16 @@ the selected ids beside the run's state, with the identity of the input they cam
 (ETag and size of an ``s3://`` object; size and ``mtime_ns`` of a file) and the selection
 parameters. A later invocation of the same run asks only for the input's identity (one
 HeadObject, or one ``stat``) and, when it is unchanged, takes the saved ids: no CSV
-download, no polars import. Layout, under ``Settings.state_root``::
+download, no polars import. Where (:mod:`tmdb_ingest.run.layout`)::
 
-    {state_root}/{run_id}/selection.txt.gz   gzip: a JSON header line, then one line
-                                             per id, delta-encoded (see _sections)
-    {state_root}/_inputs/{key}.json          {"run_id": ...}: the run this input started
+    {state}/{run_id}/selection.txt.gz   gzip: a JSON header line, then one line per id,
+                                        delta-encoded (see _sections); beside the run's
+                                        other state (the legacy place for an old run)
+    {state}/_inputs/{key}.json          {"run_id": ...}: the run this input started
+
+:func:`resolve_selection` only reads; what it decides to save is written by
+:meth:`RunSelection.save`, which the run calls once it holds its lease, through the
+fenced sink (an invocation that finds the run busy writes nothing).
 
 ``key`` hashes the input's identity, the selection parameters, the settings the derived
 run id covers, the batch size, the language, ``append_to_response`` and the UTC day, so
@@ -32,14 +37,15 @@ import datetime as dt
 import gzip
 import hashlib
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from itertools import accumulate
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from tmdb_ingest.errors import InputError
-from tmdb_ingest.run.state import derive_run_id
+from tmdb_ingest.run.layout import LakeLayout
+from tmdb_ingest.run.state import FoundRun, derive_run_id, find_run
 from tmdb_ingest.s3 import is_s3_uri
 
 if TYPE_CHECKING:
@@ -50,8 +56,6 @@ if TYPE_CHECKING:
 __all__ = ["InputIdentity", "RunSelection", "input_identity", "resolve_selection"]
 
 _FORMAT = 2
-SELECTION_NAME = "selection.txt.gz"
-INPUTS_FOLDER = "_inputs"
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,17 @@ class InputIdentity:
 
 
 @dataclass(frozen=True)
+class _Pending:
+    """What an invocation that read the CSV saves, once it holds the lease."""
+
+    selection_key: str
+    run_id: str
+    identity: InputIdentity
+    parameters: dict[str, Any]
+    index_key: str | None  # derived run ids only: the input's entry in the index
+
+
+@dataclass(frozen=True)
 class RunSelection:
     """The ids of a run and where they came from."""
 
@@ -94,6 +109,27 @@ class RunSelection:
     """Data rows of the CSV, when it was read in this invocation."""
     invalid_ids: int | None = None
     """Malformed ids skipped, when the CSV was read in this invocation."""
+    found: FoundRun | None = None
+    """Where the run's state is (and its ``run.json``), as read while resolving."""
+    _pending: _Pending | None = field(default=None, repr=False)
+
+    async def save(self, sink: Sink) -> None:
+        """Save the selection (and the index entry) if this invocation read the CSV.
+
+        Call it with the run's fenced sink, once the lease is held. The selection first,
+        then the index that points to it: an index never names a run whose selection is
+        missing (and if it did, the CSV would simply be read again).
+        """
+        pending = self._pending
+        if pending is None:
+            return
+        body = await asyncio.to_thread(
+            _encode, pending.run_id, pending.identity, pending.parameters, self.ids
+        )
+        await sink.put(pending.selection_key, body, content_type="application/gzip")
+        if pending.index_key is not None:
+            entry = {"run_id": pending.run_id, "input": pending.identity.to_json()}
+            await sink.put(pending.index_key, orjson.dumps(entry, option=orjson.OPT_SORT_KEYS))
 
 
 # --------------------------------------------------------------------------- identity
@@ -154,13 +190,8 @@ def _parameters(settings: Settings) -> dict[str, Any]:
     return {"genres": list(settings.genres), "votes_above": settings.votes_above}
 
 
-def selection_key(settings: Settings, run_id: str) -> str:
-    """Where the selection of ``run_id`` is saved."""
-    return f"{settings.state_root}/{run_id}/{SELECTION_NAME}"
-
-
-def index_key(settings: Settings, identity: InputIdentity, day: dt.date) -> str:
-    """Where the run id this input (with these settings, on this day) started is kept."""
+def index_digest(settings: Settings, identity: InputIdentity, day: dt.date) -> str:
+    """The index entry's name for this input, with these settings, on this day."""
     material = {
         "input": identity.to_json(),
         "selection": _parameters(settings),
@@ -173,7 +204,7 @@ def index_key(settings: Settings, identity: InputIdentity, day: dt.date) -> str:
         "derived": derive_run_id([], settings, day),
     }
     digest = hashlib.sha256(orjson.dumps(material, option=orjson.OPT_SORT_KEYS)).hexdigest()
-    return f"{settings.state_root}/{INPUTS_FOLDER}/{digest[:32]}.json"
+    return digest[:32]
 
 
 @dataclass(frozen=True)
@@ -257,8 +288,8 @@ def _decode(data: bytes) -> _Saved | None:
         return None
 
 
-async def _load(sink: Sink, settings: Settings, run_id: str) -> _Saved | None:
-    data = await sink.get(selection_key(settings, run_id))
+async def _load(sink: Sink, found: FoundRun) -> _Saved | None:
+    data = await sink.get(found.lake.selection_key(found.run_id))
     return None if data is None else _decode(data)
 
 
@@ -270,49 +301,52 @@ async def resolve_selection(
 ) -> RunSelection:
     """The ids and run id of this invocation: saved ones when the input is unchanged.
 
-    ``sink`` is the run's opened sink (state lives there); ``day`` the run's UTC day,
-    which the derived run id and the index cover. Without ``settings.run_id``: the index
-    of this input names the run and its saved selection (no CSV read); else the CSV is
-    read, the run id derived with :func:`~tmdb_ingest.run.state.derive_run_id`, and the
-    selection and the index saved. With ``settings.run_id``: its saved selection, when the
-    input's identity and the parameters are the ones it was saved with; else the CSV is
-    read and must give the same ids (else :class:`~tmdb_ingest.errors.InputError`).
+    Reads only; :meth:`RunSelection.save` writes what is to be saved. ``sink`` is the
+    run's opened sink (state lives there); ``day`` the run's UTC day, which the derived
+    run id and the index cover. Without ``settings.run_id``: the index of this input
+    names the run and its saved selection (no CSV read); else the CSV is read, the run id
+    derived with :func:`~tmdb_ingest.run.state.derive_run_id`, and the selection and the
+    index are to be saved. With ``settings.run_id``: its saved selection, when the input's
+    identity and the parameters are the ones it was saved with; else the CSV is read and
+    must give the same ids (else :class:`~tmdb_ingest.errors.InputError`).
     """
     identity = await input_identity(csv, settings, client=_s3_client_of(sink, settings))
     parameters = _parameters(settings)
     source = os.fspath(csv)
+    lake = LakeLayout.of(settings.prefix, settings.state_prefix)
     if settings.run_id is None:
-        return await _resolve_derived(source, settings, sink, identity, parameters, day)
-    return await _resolve_explicit(source, settings, sink, identity, parameters, settings.run_id)
+        return await _resolve_derived(source, settings, sink, lake, identity, parameters, day)
+    found = await find_run(sink, lake, settings.run_id)
+    return await _resolve_explicit(source, settings, sink, found, identity, parameters)
 
 
 async def _resolve_derived(
     source: str,
     settings: Settings,
     sink: Sink,
+    lake: LakeLayout,
     identity: InputIdentity,
     parameters: dict[str, Any],
     day: dt.date,
 ) -> RunSelection:
-    index = index_key(settings, identity, day)
+    index = lake.input_key(index_digest(settings, identity, day))
     entry = await sink.get(index)
+    found: FoundRun | None = None
     if entry is not None:
         try:
             run_id = str(orjson.loads(entry)["run_id"])
         except (ValueError, KeyError, TypeError):
             run_id = ""
-        saved = await _load(sink, settings, run_id) if run_id else None
-        if saved and saved.identity == identity and saved.parameters == parameters:
-            return RunSelection(ids=saved.ids, run_id=run_id, source=source, resumed=True)
+        found = await find_run(sink, lake, run_id) if run_id else None
+        saved = await _load(sink, found) if found else None
+        if found and saved and saved.identity == identity and saved.parameters == parameters:
+            return RunSelection(
+                ids=saved.ids, run_id=found.run_id, source=source, resumed=True, found=found
+            )
     selection = await _read_csv(source, settings)
     run_id = derive_run_id(selection.ids, settings, day)
-    # The selection first, then the index that points to it: an index never names a run
-    # whose selection is missing (and if it did, the CSV would simply be read again).
-    await _save(sink, settings, run_id, identity, parameters, selection.ids)
-    await sink.put(
-        index,
-        orjson.dumps({"run_id": run_id, "input": identity.to_json()}, option=orjson.OPT_SORT_KEYS),
-    )
+    if found is None or found.run_id != run_id:
+        found = await find_run(sink, lake, run_id)
     return RunSelection(
         ids=selection.ids,
         run_id=run_id,
@@ -320,6 +354,8 @@ async def _resolve_derived(
         resumed=False,
         rows=selection.rows,
         invalid_ids=selection.invalid_ids,
+        found=found,
+        _pending=_Pending(found.lake.selection_key(run_id), run_id, identity, parameters, index),
     )
 
 
@@ -327,13 +363,14 @@ async def _resolve_explicit(
     source: str,
     settings: Settings,
     sink: Sink,
+    found: FoundRun,
     identity: InputIdentity,
     parameters: dict[str, Any],
-    run_id: str,
 ) -> RunSelection:
-    saved = await _load(sink, settings, run_id)
+    run_id = found.run_id
+    saved = await _load(sink, found)
     if saved and saved.identity == identity and saved.parameters == parameters:
-        return RunSelection(ids=saved.ids, run_id=run_id, source=source, resumed=True)
+        return RunSelection(ids=saved.ids, run_id=run_id, source=source, resumed=True, found=found)
     selection = await _read_csv(source, settings)
     if saved is not None and saved.ids != selection.ids:
         then, now = len(saved.ids), len(selection.ids)
@@ -349,7 +386,6 @@ async def _resolve_explicit(
         )
     # Nothing saved yet, or the same ids from a re-written or moved file: save (again), so
     # that the next invocation of this run needs no CSV.
-    await _save(sink, settings, run_id, identity, parameters, selection.ids)
     return RunSelection(
         ids=selection.ids,
         run_id=run_id,
@@ -357,6 +393,8 @@ async def _resolve_explicit(
         resumed=False,
         rows=selection.rows,
         invalid_ids=selection.invalid_ids,
+        found=found,
+        _pending=_Pending(found.lake.selection_key(run_id), run_id, identity, parameters, None),
     )
 
 
@@ -385,15 +423,3 @@ async def _read_csv(source: str, settings: Settings) -> Selection:
         votes_above=settings.votes_above,
         s3_endpoint_url=settings.s3_endpoint_url,
     )
-
-
-async def _save(
-    sink: Sink,
-    settings: Settings,
-    run_id: str,
-    identity: InputIdentity,
-    parameters: dict[str, Any],
-    ids: list[str],
-) -> None:
-    body = await asyncio.to_thread(_encode, run_id, identity, parameters, ids)
-    await sink.put(selection_key(settings, run_id), body, content_type="application/gzip")
