@@ -393,6 +393,7 @@ HEAVY = ("polars", "aiohttp", "aiobotocore", "botocore", "tmdb_ingest.emulator")
     "code",
     [
         "import tmdb_ingest",
+        "import tmdb_ingest.testing",
         "from tmdb_ingest.cli import main; main(['select', '--help'])",
         "from tmdb_ingest.cli import main; main(['run', '--help'])",
         "from tmdb_ingest.cli import main; main(['--help'])",

@@ -14,7 +14,6 @@ from collections import Counter
 
 import orjson
 
-from tests.memory_sink import MemorySink
 from tests.virtual_time import run_virtual
 from tmdb_ingest.config.settings import Shard
 from tmdb_ingest.fetch.client import FetchResult, Outcome, RequestStats
@@ -22,6 +21,7 @@ from tmdb_ingest.fetch.pool import fetch_all
 from tmdb_ingest.land.lander import Lander
 from tmdb_ingest.run.deadline import Deadline
 from tmdb_ingest.run.state import RunState
+from tmdb_ingest.testing import MemorySink
 
 DAY = dt.date(2026, 12, 1)
 
