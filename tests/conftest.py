@@ -1,15 +1,41 @@
-"""Shared fixtures: a real S3 API (moto's server over HTTP) started by the tests."""
+"""Shared fixtures: a real S3 API (moto's server over HTTP) started by the tests, and the
+event loop of tests marked ``virtual_clock`` (tests/virtual_clock.py)."""
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 
 import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
+from tests.virtual_clock import VirtualClock, VirtualTimeLoop
+
 pytest_plugins = ["tests.fixtures_emulator"]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "virtual_clock(auto=True, lateness=0.0, seed=0): run on tests.virtual_clock's "
+        "VirtualTimeLoop; auto=False: time moves only by loop.advance()",
+    )
+
+
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item
+) -> Mapping[str, Callable[[], asyncio.AbstractEventLoop]]:
+    """A VirtualTimeLoop for tests marked ``virtual_clock``, asyncio's own loop otherwise."""
+    marker = item.get_closest_marker("virtual_clock")
+    if marker is None:
+        return {"asyncio": asyncio.new_event_loop}
+    options = dict(marker.kwargs)
+    auto = options.pop("auto", True)
+    clock = functools.partial(VirtualClock, **options)
+    return {"virtual": lambda: VirtualTimeLoop(clock(), auto=auto)}
 
 
 @pytest.fixture(scope="session")

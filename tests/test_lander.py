@@ -1,6 +1,6 @@
 """The fetch pool and the lander on virtual time: budget marks, flush, exactly once.
 
-Every test here runs on :class:`tests.virtual_time.VirtualTimeLoop`: a 60 s budget with
+Every test here runs on :class:`tests.virtual_clock.VirtualTimeLoop`: a 60 s budget with
 150 ms requests and 80 ms uploads runs in milliseconds and lands at exact, repeatable
 times, so the budget is checked without sleeps or timing assertions.
 """
@@ -14,7 +14,7 @@ from collections import Counter
 
 import orjson
 
-from tests.virtual_time import run_virtual
+from tests.virtual_clock import run_virtual
 from tmdb_ingest.config.settings import Shard
 from tmdb_ingest.fetch.client import FetchResult, Outcome, RequestStats
 from tmdb_ingest.fetch.pool import fetch_all
