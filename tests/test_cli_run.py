@@ -77,11 +77,12 @@ def test_run_to_s3_with_a_time_budget_exits_3_then_resumes_to_0(
     """A budget too short for the job exits 3; the same command again finishes with exit 0."""
     argv = ["run", str(csv), "--bucket", bucket, "--s3-endpoint-url", s3_endpoint]
     argv += ["--tmdb-url", tmdb.url, "--rate", "20", "--json"]
-    started = time.monotonic()
+    # 130 ids at 20/s need 6.5 s: a 3 s budget stops early (when, against the budget, is
+    # checked on virtual time in test_lander, not by the wall clock here)
     assert main([*argv, "--time-budget", "3"]) == 3
-    assert time.monotonic() - started < 3.5
     first = last_json_line(capsys.readouterr().out)
     assert first["done"] is False
+    assert first["requests"] < first["selected"]
     assert main([*argv, "--rate", "400"]) == 0
     second = last_json_line(capsys.readouterr().out)
     assert second["run_id"] == first["run_id"]
