@@ -1,12 +1,21 @@
-"""Shared fixtures: a real S3 API (moto's server over HTTP) started by the tests, and the
-event loop of tests marked ``virtual_clock`` (tests/virtual_clock.py)."""
+"""Shared fixtures: a real S3 API (moto's server over HTTP) started by the tests, the event
+loop of tests marked ``virtual_clock`` (tests/virtual_clock.py), and the ``slow`` rule.
+
+``slow`` marks every test that starts a process or a server, so that ``pytest -m "not
+slow"`` runs in seconds: a test that takes a fixture which starts one (:data:`SERVERS`) is
+marked here; any other test that starts one itself carries the mark, or fails saying so
+(:func:`_no_servers_unless_slow`).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import functools
 import os
+import socket
+import subprocess
 from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
 import boto3
 import pytest
@@ -23,6 +32,35 @@ def pytest_configure(config: pytest.Config) -> None:
         "virtual_clock(auto=True, lateness=0.0, seed=0): run on tests.virtual_clock's "
         "VirtualTimeLoop; auto=False: time moves only by loop.advance()",
     )
+
+
+# Fixtures that start a server (moto's, or the emulator over TCP), directly or through
+# another fixture: a test that takes one is slow.
+SERVERS = frozenset({"moto_server", "emulator", "emulator_factory"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if SERVERS & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(autouse=True)
+def _no_servers_unless_slow(request: pytest.FixtureRequest) -> Iterator[None]:
+    """In a test not marked ``slow``, listening on a socket or starting a process fails."""
+    if request.node.get_closest_marker("slow") is not None:
+        yield
+        return
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError(
+            f"{request.node.nodeid} starts a server or a process: mark it @pytest.mark.slow"
+        )
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(socket.socket, "listen", refuse)
+        patch.setattr(subprocess.Popen, "__init__", refuse)
+        yield
 
 
 def pytest_asyncio_loop_factories(

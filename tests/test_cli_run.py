@@ -27,6 +27,8 @@ SUMMARY_FIELDS = [
 ]  # fmt: skip
 KEY = "test-api-key"
 
+pytestmark = pytest.mark.slow  # every test here runs the emulator over TCP, some a subprocess
+
 
 @pytest.fixture(scope="module")
 def csv(tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -396,6 +396,7 @@ def test_interrupt_exits_130(
 HEAVY = ("polars", "aiohttp", "aiobotocore", "botocore", "tmdb_ingest.emulator")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "code",
     [
