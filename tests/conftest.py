@@ -52,14 +52,18 @@ def _no_servers_unless_slow(request: pytest.FixtureRequest) -> Iterator[None]:
         yield
         return
 
-    def refuse(*args: Any, **kwargs: Any) -> Any:
-        raise RuntimeError(
-            f"{request.node.nodeid} starts a server or a process: mark it @pytest.mark.slow"
-        )
+    message = f"{request.node.nodeid} starts a server or a process: mark it @pytest.mark.slow"
+
+    def refuse_listen(self: socket.socket, *args: Any) -> None:
+        self.close()  # not left for the GC to warn about during a later test
+        raise RuntimeError(message)
+
+    def refuse_process(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError(message)
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(socket.socket, "listen", refuse)
-        patch.setattr(subprocess.Popen, "__init__", refuse)
+        patch.setattr(socket.socket, "listen", refuse_listen)
+        patch.setattr(subprocess, "Popen", refuse_process)  # subprocess.run, asyncio's too
         yield
 
 
