@@ -1,10 +1,11 @@
-"""Plug in your own storage: a user-defined sink passed to ``ingest(..., sink=...)``.
+"""Plug in your own storage: any sink passed to ``ingest(..., sink=...)``, here one in memory.
 
 Any object with the methods of :class:`tmdb_ingest.land.sinks.Sink` (``put``, ``get``,
 ``get_with_etag``, ``delete``, ``iter_keys``, ``check``, ``uri``) can take the place of
 S3; ``put`` and ``delete`` honour the conditions (``if_none_match``, ``if_match``).
-This one keeps every object in a dict and counts the bytes written, which is also a
-handy fake for your own tests.
+This one is :class:`tmdb_ingest.testing.MemorySink`, the package's in-memory sink for
+tests: it keeps every object in a dict and counts the bytes written; its source (one
+short class) is a template for a sink of your own.
 The run state (manifests, report) goes through the same sink, so resuming works with it
 too, for as long as the dict lives.
 
@@ -23,73 +24,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
 import json
 import sys
-from collections.abc import AsyncIterator
 
 from tmdb_ingest.api import ingest
 from tmdb_ingest.config.settings import Settings
-from tmdb_ingest.errors import PreconditionFailed
 from tmdb_ingest.land.sinks import Sink
 from tmdb_ingest.selection.reader import select_ids
-
-
-def _etag(body: bytes) -> str:
-    return '"' + hashlib.md5(body, usedforsecurity=False).hexdigest() + '"'
-
-
-class MemorySink:
-    """A sink that keeps objects in memory and counts what was written."""
-
-    def __init__(self) -> None:
-        self.objects: dict[str, bytes] = {}
-        self.bytes_written = 0
-        self.puts = 0
-
-    async def put(
-        self,
-        key: str,
-        body: bytes,
-        *,
-        content_type: str = "application/json",
-        if_none_match: bool = False,
-        if_match: str | None = None,
-    ) -> str:
-        current = self.objects.get(key)
-        if current != body:  # the same bytes again is a retry that already landed: fine
-            if if_none_match and current is not None:
-                raise PreconditionFailed(f"{key} exists")
-            if if_match is not None and (current is None or _etag(current) != if_match):
-                raise PreconditionFailed(f"{key} changed")
-        self.objects[key] = body
-        self.bytes_written += len(body)
-        self.puts += 1
-        return _etag(body)
-
-    async def get(self, key: str) -> bytes | None:
-        return self.objects.get(key)
-
-    async def get_with_etag(self, key: str) -> tuple[bytes, str] | None:
-        body = self.objects.get(key)
-        return None if body is None else (body, _etag(body))
-
-    async def delete(self, key: str, *, if_match: str | None = None) -> None:
-        current = self.objects.get(key)
-        if current is not None and if_match is not None and _etag(current) != if_match:
-            raise PreconditionFailed(f"{key} changed")
-        self.objects.pop(key, None)
-
-    async def iter_keys(self, prefix: str) -> AsyncIterator[str]:
-        for key in sorted(self.objects):
-            if key.startswith(prefix):
-                yield key
-
-    async def check(self) -> None:
-        return None  # always there, always writable
-
-    def uri(self, key: str) -> str:
-        return f"memory://{key}"
+from tmdb_ingest.testing import MemorySink
 
 
 async def run(csv: str) -> dict[str, object]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import gzip
 import json
 from collections import Counter
@@ -124,3 +125,10 @@ def ids(n: int, start: int = 1000) -> list[str]:
     out = [f"tt{start + k:07d}" for k in range(n // 2)]
     out += [f"tt{10_000_000 + start + k:08d}" for k in range(n - n // 2)]
     return out
+
+
+def busiest_window(times: list[float], window: float = 1.0) -> int:
+    """The most of ``times`` in any half-open window of ``window`` seconds (0 if none):
+    a time exactly one window after another counts in the next one, as on TMDB's edge."""
+    times = sorted(times)
+    return max((bisect.bisect_left(times, t + window) - i for i, t in enumerate(times)), default=0)

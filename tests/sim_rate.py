@@ -1,51 +1,37 @@
 """A simulated TMDB rate limit on virtual time, for the adaptive limiter's tests.
 
-:func:`virtual_time` makes the running event loop's clock jump to the next timer instead
-of waiting (the selector is polled without blocking, then the clock moves by the timeout
-it was given), so ``asyncio.sleep`` costs nothing and a minute of traffic runs in
-well under a second, deterministically.
+:func:`virtual_time` runs a block on the test's virtual loop clock in auto mode
+(tests/virtual_clock.py: the clock jumps to the next timer instead of waiting), so
+``asyncio.sleep`` costs nothing and a minute of traffic runs in well under a second,
+deterministically. Tests that use it are marked ``virtual_clock``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import bisect
 import contextlib
 import random
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
+from tests.helpers import busiest_window
+from tests.virtual_clock import virtual_loop
 from tmdb_ingest.fetch.rate import Limiter
 
 
 @contextlib.contextmanager
 def virtual_time(start: float = 1000.0) -> Iterator[Callable[[], float]]:
-    """Run the current loop on a virtual clock; yield that clock (the loop's ``time``)."""
-    loop = asyncio.get_running_loop()
-    selector: Any = loop._selector  # type: ignore[attr-defined]
-    now = [start]
-    real_select = selector.select
-
-    def select(timeout: float | None = None) -> Any:
-        events = real_select(0)
-        if not events:
-            if timeout is None:
-                raise RuntimeError("virtual time: every task waits and no timer is set")
-            now[0] += timeout
-        return events
-
-    def clock() -> float:
-        return now[0]
-
-    selector.select = select
-    loop.time = clock  # type: ignore[method-assign]
+    """Run the block on the test's virtual clock in auto mode; yield that clock (the
+    loop's ``time``). The test must be marked ``virtual_clock`` (tests/virtual_clock.py).
+    The clock starts at ``start``, or goes on from where an earlier block left it."""
+    loop = virtual_loop()
+    loop.clock.now = max(loop.clock.now, start)
+    auto, loop.auto = loop.auto, True
     try:
-        yield clock
+        yield loop.time
     finally:
-        del loop.time
-        selector.select = real_select
+        loop.auto = auto
 
 
 Ceiling = Callable[[float], float]
@@ -90,11 +76,7 @@ class SimServer:
 
     def max_in_window(self) -> int:
         """The most admitted requests in any one-second window (half-open)."""
-        times = [t for _, t, throttled in self.log if not throttled]
-        return max(
-            (bisect.bisect_left(times, t + 1.0, lo=i) - i for i, t in enumerate(times)),
-            default=0,
-        )
+        return busiest_window([t for _, t, throttled in self.log if not throttled])
 
     async def client(
         self, name: str, limiter: Limiter, until: float, workers: int = 20, start: float = 0.0

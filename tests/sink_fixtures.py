@@ -1,4 +1,8 @@
-"""The ``sink`` fixture: each test that takes it runs on a local folder and on moto's S3."""
+"""The ``sink`` fixture: each test that takes it runs on every sink the package offers.
+
+In memory (:class:`tmdb_ingest.testing.MemorySink`), in a local folder, and on moto's S3
+over HTTP (``slow``: it needs the moto server), so the three keep the same semantics.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +12,16 @@ from pathlib import Path
 import pytest
 
 from tmdb_ingest.land.sinks import LocalSink, S3Sink, Sink
+from tmdb_ingest.testing import MemorySink
 
 
-@pytest.fixture(name="sink", params=["local", "s3"])
+@pytest.fixture(name="sink", params=["memory", "local", pytest.param("s3", marks=pytest.mark.slow)])
 async def sink_fixture(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Sink]:
-    """A local sink in a temporary folder, or an S3 sink on a fresh bucket in moto."""
+    """An in-memory sink, a local sink in a temporary folder, or an S3 sink on a fresh
+    bucket in moto."""
+    if request.param == "memory":
+        yield MemorySink()
+        return
     if request.param == "local":
         yield LocalSink(tmp_path)
         return

@@ -75,6 +75,7 @@ async def test_two_invocations_started_together_land_every_movie_once(
     assert not [k for k in landed.other if k.endswith("lease.json")]  # released
 
 
+@pytest.mark.slow
 def test_a_second_command_while_the_first_runs_exits_4_busy(tmp_path: Path) -> None:
     """`tmdb-ingest run` twice on one folder: the second exits 4 with a one-line reason and a
     busy JSON summary, within about one lease TTL; the first finishes exactly once."""
@@ -211,6 +212,7 @@ async def test_a_stop_while_waiting_for_the_lease_ends_the_wait_with_nothing_don
     assert [p for p in tmp_path.rglob("*") if p.is_file()] == [lease]
 
 
+@pytest.mark.slow
 def test_ctrl_c_while_waiting_for_the_lease_exits_130_at_once(tmp_path: Path) -> None:
     """`tmdb-ingest run` waiting out another invocation's lease: Ctrl-C ends it then, with
     exit 130 and the usual line, having sent and written nothing."""

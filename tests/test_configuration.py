@@ -275,9 +275,16 @@ def test_the_cli_reads_the_key_from_secrets_manager(
 
 
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:
-    """--version prints the package version and exits 0."""
+    """--version prints the version pyproject.toml declares (and the installed metadata
+    carries), and exits 0."""
+    import importlib.metadata
+    import tomllib
+
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert importlib.metadata.version("tmdb-ingest") == declared
     assert main(["--version"]) == 0
-    assert capsys.readouterr().out.strip() == f"tmdb-ingest {tmdb_ingest.__version__}"
+    assert capsys.readouterr().out.strip() == f"tmdb-ingest {declared}"
+    assert tmdb_ingest.__version__ == declared
 
 
 @pytest.mark.parametrize(
@@ -392,10 +399,12 @@ def test_interrupt_exits_130(
 HEAVY = ("polars", "aiohttp", "aiobotocore", "botocore", "tmdb_ingest.emulator")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "code",
     [
         "import tmdb_ingest",
+        "import tmdb_ingest.testing",
         "from tmdb_ingest.cli import main; main(['select', '--help'])",
         "from tmdb_ingest.cli import main; main(['run', '--help'])",
         "from tmdb_ingest.cli import main; main(['--help'])",

@@ -4,20 +4,15 @@ from __future__ import annotations
 
 import pytest
 
+from tests.virtual_clock import VirtualClock
 from tmdb_ingest.run.deadline import Deadline
 
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 500.0
-
-    def __call__(self) -> float:
-        return self.now
+# The deadline is arithmetic on a clock: the tests' virtual clock, on its own (no loop).
 
 
 def test_without_a_budget_there_are_no_marks() -> None:
     """No budget: ids are taken until stop() is called; nothing is ever cancelled by time."""
-    clock = Clock()
+    clock = VirtualClock(500.0)
     deadline = Deadline(None, clock=clock)
     assert deadline.end is None
     assert deadline.cancel_at is None
@@ -31,7 +26,7 @@ def test_without_a_budget_there_are_no_marks() -> None:
 
 def test_before_any_measurement_the_configured_bounds_apply() -> None:
     """Unmeasured: the flush keeps 10% of the budget (1..max_flush), requests max_request."""
-    clock = Clock()
+    clock = VirtualClock(500.0)
     deadline = Deadline(900, clock=clock, max_request=20.0, max_flush=10.0)
     assert deadline.end == 1400.0
     assert deadline.cancel_at == pytest.approx(1400.0 - 10.0)
@@ -40,7 +35,7 @@ def test_before_any_measurement_the_configured_bounds_apply() -> None:
 
 def test_reserves_shrink_to_what_the_run_measures() -> None:
     """Measured 150 ms requests and 80 ms uploads leave well under two seconds in reserve."""
-    clock = Clock()
+    clock = VirtualClock(500.0)
     deadline = Deadline(900, clock=clock, max_request=20.0, max_flush=10.0)
     for _ in range(50):
         deadline.request_took(0.15)
@@ -52,7 +47,7 @@ def test_reserves_shrink_to_what_the_run_measures() -> None:
 
 def test_a_slow_outlier_is_bounded_by_the_configured_timeouts() -> None:
     """One 60 s request cannot make the reserve longer than the request timeout."""
-    deadline = Deadline(900, clock=Clock(), max_request=20.0, max_flush=10.0)
+    deadline = Deadline(900, clock=VirtualClock(500.0), max_request=20.0, max_flush=10.0)
     deadline.request_took(60.0)
     deadline.upload_took(60.0)
     assert deadline.in_flight_reserve() == 20.0
@@ -61,14 +56,14 @@ def test_a_slow_outlier_is_bounded_by_the_configured_timeouts() -> None:
 
 def test_short_budgets_keep_at_most_a_third_for_requests_in_flight() -> None:
     """A 10 s budget never spends its whole time waiting for a 20 s timeout."""
-    deadline = Deadline(10, clock=Clock(), max_request=20.0)
+    deadline = Deadline(10, clock=VirtualClock(500.0), max_request=20.0)
     assert deadline.in_flight_reserve() == pytest.approx(3.0)
     assert deadline.stop_taking_at > deadline.start  # type: ignore[operator]
 
 
 def test_stop_moves_the_marks_and_tells_the_listeners() -> None:
     """stop(grace) ends taking now and cancels after the grace; the first reason is kept."""
-    clock = Clock()
+    clock = VirtualClock(500.0)
     deadline = Deadline(900, clock=clock)
     seen: list[float | None] = []
     unsubscribe = deadline.on_change(lambda: seen.append(deadline.cancel_at))
@@ -86,7 +81,7 @@ def test_stop_moves_the_marks_and_tells_the_listeners() -> None:
 
 def test_a_faster_upload_moves_the_cancel_mark_later() -> None:
     """The hard stop follows the measured flush reserve, and listeners hear of it."""
-    clock = Clock()
+    clock = VirtualClock(500.0)
     deadline = Deadline(100, clock=clock, max_flush=10.0)
     seen: list[float | None] = []
     deadline.on_change(lambda: seen.append(deadline.cancel_at))

@@ -7,7 +7,10 @@ import os
 import subprocess
 import sys
 
+import pytest
 
+
+@pytest.mark.slow
 def test_the_demo_runs_the_whole_job_and_shows_what_landed() -> None:
     """The demo exits 0 with a done summary, lists the objects and shows landed movies."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TMDB_", "AWS_"))}

@@ -470,6 +470,7 @@ def test_max_in_window_is_a_sliding_half_open_window() -> None:
 # -- thread and command line ------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_emulator_thread_serves_sync_code_and_stops() -> None:
     """EmulatorThread serves from a background thread and joins it on exit, also after an error."""
     runner = EmulatorThread(EmulatorConfig(missing_rate=0))
@@ -491,6 +492,7 @@ def test_emulator_thread_serves_sync_code_and_stops() -> None:
         urllib.request.urlopen(f"{runner.url}/movie/{IDS[0]}", timeout=2)  # noqa: S310
 
 
+@pytest.mark.slow
 def test_emulate_command_serves_until_sigint() -> None:
     """`tmdb-ingest emulate --port 0` prints its URL, serves, and exits 0 with stats on SIGINT."""
     proc = subprocess.Popen(

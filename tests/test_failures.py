@@ -85,6 +85,7 @@ async def test_nothing_listening_is_fatal_before_any_id_is_reported(tmp_path: Pa
     assert not landed.files
 
 
+@pytest.mark.slow
 async def test_a_server_answering_404_html_is_not_tmdb(
     html_404_server: str, tmp_path: Path
 ) -> None:

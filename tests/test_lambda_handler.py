@@ -276,8 +276,11 @@ def test_event_forms_parse() -> None:
     )
 
 
-def test_too_little_time_left_is_a_config_error(env: None) -> None:
+def test_too_little_time_left_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
     """An invocation with less than the margin plus one second left refuses to start."""
+    for name in ENV_NAMES:  # refused before S3 or TMDB is asked: no servers needed
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("TMDB_API_KEY", SECRET)
     with pytest.raises(ConfigError, match="time_budget"):
         handler({"csv": "s3://b/k.csv"}, context(2.5))
 
@@ -305,6 +308,7 @@ def test_unusable_secret_is_a_config_error_without_the_value(value: str) -> None
     assert "hunter2" not in str(info.value)
 
 
+@pytest.mark.slow
 def test_chain_demo_runs_to_completion() -> None:
     """examples/lambda_chain_demo.py, on a small sample, chains invocations until done."""
     result = subprocess.run(

@@ -1,6 +1,6 @@
 """The fetch pool and the lander on virtual time: budget marks, flush, exactly once.
 
-Every test here runs on :class:`tests.virtual_time.VirtualTimeLoop`: a 60 s budget with
+Every test here runs on :class:`tests.virtual_clock.VirtualTimeLoop`: a 60 s budget with
 150 ms requests and 80 ms uploads runs in milliseconds and lands at exact, repeatable
 times, so the budget is checked without sleeps or timing assertions.
 """
@@ -14,14 +14,14 @@ from collections import Counter
 
 import orjson
 
-from tests.memory_sink import MemorySink
-from tests.virtual_time import run_virtual
+from tests.virtual_clock import run_virtual
 from tmdb_ingest.config.settings import Shard
 from tmdb_ingest.fetch.client import FetchResult, Outcome, RequestStats
 from tmdb_ingest.fetch.pool import fetch_all
 from tmdb_ingest.land.lander import Lander
 from tmdb_ingest.run.deadline import Deadline
 from tmdb_ingest.run.state import RunState
+from tmdb_ingest.testing import MemorySink
 
 DAY = dt.date(2026, 12, 1)
 
@@ -157,7 +157,9 @@ def test_a_stop_lands_the_partial_batch_and_returns_within_the_grace() -> None:
         data = await landed(sink)
         assert set(data) == set(client.returned)
         assert 0 < lander.counts.fetched < len(ids)
-        assert lander.counts.fetched % 100 != 0 or lander.counts.batches > 0
+        assert lander.counts.fetched % 100 != 0  # so there is a partial batch to land
+        assert lander.counts.batches == -(-lander.counts.fetched // 100)  # and it landed
+        assert sum(data.values()) == lander.counts.fetched
 
     run_virtual(scenario())
 

@@ -1,7 +1,8 @@
 """The lease of a run and shard, on moto's S3 (over HTTP) and on the local sink.
 
-Time is a :class:`ManualClock`: renewals, polls and expiry happen when the test advances
-it, never by sleeping. Faults are injected by wrapping a real sink (:class:`FaultySink`)
+Time is the loop's virtual clock in manual mode (tests/virtual_clock.py): renewals, polls
+and expiry happen when the test advances it, never by sleeping; the S3 requests in between
+are real. Faults are injected by wrapping a real sink (:class:`FaultySink`)
 or by the HTTP proxy in front of moto.
 """
 
@@ -16,9 +17,9 @@ from typing import Any
 import orjson
 import pytest
 
-from tests.manual_clock import ManualClock
 from tests.s3proxy import S3FaultProxy
 from tests.sink_fixtures import sink_fixture  # noqa: F401 (the `sink` fixture)
+from tests.virtual_clock import VirtualTimeLoop, virtual_loop
 from tmdb_ingest.config.settings import Shard
 from tmdb_ingest.errors import LeaseLost, RunBusy, SinkError
 from tmdb_ingest.land.sinks import S3Sink, Sink
@@ -28,6 +29,8 @@ from tmdb_ingest.run.lease import DEFAULT_SKEW, FencedSink, Lease, LeaseRecord
 TTL = 30.0
 KEY = LakeLayout.of("Raw/TMDB/JSON").lease_key("run-x", Shard(0, 1))
 DATA = "Raw/TMDB/JSON/2026/12/01/run-x-0of1-file.json"
+
+pytestmark = pytest.mark.virtual_clock(auto=False)
 
 
 class FaultySink:
@@ -77,8 +80,9 @@ class FaultySink:
 
 
 def hold(
-    sink: Sink, clock: ManualClock, holder: str, *, wall_offset: float = 0.0
+    sink: Sink, clock: VirtualTimeLoop, holder: str, *, wall_offset: float = 0.0
 ) -> AbstractAsyncContextManager[Lease]:
+    """The lease on the loop's virtual clock; its sleeps tell ``clock.advance`` it parked."""
     return Lease(
         sink,
         KEY,
@@ -86,9 +90,9 @@ def hold(
         run_id="run-x",
         shard="0/1",
         holder=holder,
-        clock=clock,
+        clock=clock.time,
         sleep=clock.sleep,
-        wall_clock=lambda: clock.wall(wall_offset),
+        wall_clock=lambda: clock.clock.wall(wall_offset),
     ).hold()
 
 
@@ -99,7 +103,7 @@ async def stored(sink: Sink) -> LeaseRecord | None:
 
 async def test_two_acquirers_one_wins_the_other_is_busy(sink: Sink) -> None:
     """Started together: one holds the lease, the other raises RunBusy once it sees a renewal."""
-    clock = ManualClock()
+    clock = virtual_loop()
     release = asyncio.Event()
     held: list[str] = []
 
@@ -114,13 +118,13 @@ async def test_two_acquirers_one_wins_the_other_is_busy(sink: Sink) -> None:
     assert len(held) == 1
     winner = held[0]
     loser = tasks["B" if winner == "A" else "A"]
-    start = clock()
-    while not loser.done() and clock() - start < TTL:
+    start = clock.time()
+    while not loser.done() and clock.time() - start < TTL:
         await clock.advance(1)
     assert loser.done()
     with pytest.raises(RunBusy, match=rf"run run-x shard 0/1 is held by {winner} until"):
         await loser
-    assert clock() - start <= TTL / 2 + 1  # one renewal (ttl/3) plus one poll (ttl/6)
+    assert clock.time() - start <= TTL / 2 + 1  # one renewal (ttl/3) plus one poll (ttl/6)
     assert held == [winner]
     record = await stored(sink)
     assert record is not None
@@ -133,7 +137,7 @@ async def test_two_acquirers_one_wins_the_other_is_busy(sink: Sink) -> None:
 
 async def test_renewals_keep_a_holder_alive_for_many_ttls(sink: Sink) -> None:
     """A holder that can renew stays valid however long it runs; the store shows renewals."""
-    clock = ManualClock()
+    clock = virtual_loop()
     async with hold(sink, clock, "A") as lease:
         for _ in range(10):
             await clock.advance(TTL / 2)
@@ -149,7 +153,7 @@ async def test_lost_renewal_stops_the_holder_before_valid_until(
     sink: Sink, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Renewals that keep failing lose the lease at valid_until; nothing is written after."""
-    clock = ManualClock()
+    clock = virtual_loop()
     faulty = FaultySink(sink)
     with caplog.at_level(logging.INFO, logger="tmdb_ingest.run.lease"):
         async with hold(faulty, clock, "A") as lease:
@@ -187,7 +191,7 @@ async def test_stale_lease_is_taken_over_after_expiry(
     sink: Sink, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A holder killed without releasing: the next one waits for expiry + skew, then takes over."""
-    clock = ManualClock()
+    clock = virtual_loop()
     dead = LeaseRecord(
         run_id="run-x",
         shard="0/1",
@@ -195,8 +199,8 @@ async def test_stale_lease_is_taken_over_after_expiry(
         token="deadbeefdeadbeef",
         epoch=3,
         renewal=7,
-        started=clock.wall(-100).isoformat(),
-        expires=clock.wall(TTL).isoformat(),
+        started=clock.clock.wall(-100).isoformat(),
+        expires=clock.clock.wall(TTL).isoformat(),
     )
     await sink.put(KEY, dead.to_json(), if_none_match=True)
     acquired = asyncio.Event()
@@ -221,7 +225,7 @@ async def test_stale_lease_is_taken_over_after_expiry(
 
 async def test_takeover_happens_only_after_the_old_holder_fenced_itself(sink: Sink) -> None:
     """A live holder that cannot renew stops before a waiter whose clock runs ahead takes over."""
-    clock = ManualClock()
+    clock = virtual_loop()
     faulty = FaultySink(sink)
     async with hold(faulty, clock, "A") as old:
         faulty.refuse_renewals = True
@@ -229,7 +233,7 @@ async def test_takeover_happens_only_after_the_old_holder_fenced_itself(sink: Si
 
         async def watch_loss() -> None:
             await old.lost.wait()
-            lost_at.append(clock())
+            lost_at.append(clock.time())
 
         watcher = asyncio.create_task(watch_loss())
 
@@ -237,7 +241,7 @@ async def test_takeover_happens_only_after_the_old_holder_fenced_itself(sink: Si
             # its wall clock runs ahead by most of the skew allowance
             async with hold(sink, clock, "B", wall_offset=DEFAULT_SKEW - 1) as new:
                 assert new.epoch == 2
-                return clock()
+                return clock.time()
 
         task = asyncio.create_task(newcomer())
         await clock.until_sleeping(2)
@@ -251,7 +255,7 @@ async def test_takeover_happens_only_after_the_old_holder_fenced_itself(sink: Si
 
 async def test_ambiguous_renewal_that_landed_is_kept(sink: Sink) -> None:
     """A renewal that landed but reported an error: the retry gets 412, re-reads, and goes on."""
-    clock = ManualClock()
+    clock = virtual_loop()
     faulty = FaultySink(sink)
     async with hold(faulty, clock, "A") as lease:
         faulty.land_then_fail = 1
@@ -281,7 +285,7 @@ async def test_ambiguous_renewal_over_http(s3_endpoint: str, bucket: str) -> Non
         # attempt 1 creates the lease; attempt 2 is the first renewal
         return "after" if method == "PUT" and path.endswith(KEY) and attempt == 2 else None
 
-    clock = ManualClock()
+    clock = virtual_loop()
     config = AioConfig(retries={"mode": "standard", "total_max_attempts": 1})
     async with (
         S3FaultProxy(s3_endpoint, decide) as proxy,
@@ -301,7 +305,7 @@ async def test_ambiguous_renewal_over_http(s3_endpoint: str, bucket: str) -> Non
 
 async def test_taken_over_holder_is_refused_and_does_not_release(sink: Sink) -> None:
     """Once another invocation replaced the lease, the old holder's renewal loses and stops."""
-    clock = ManualClock()
+    clock = virtual_loop()
     async with hold(sink, clock, "A") as lease:
         fenced = FencedSink(sink, lease)
         found = await sink.get_with_etag(KEY)
@@ -320,7 +324,7 @@ async def test_taken_over_holder_is_refused_and_does_not_release(sink: Sink) -> 
 
 async def test_release_on_error_frees_the_run_at_once(sink: Sink) -> None:
     """A body that raises still releases: the next invocation acquires without waiting."""
-    clock = ManualClock()
+    clock = virtual_loop()
     with pytest.raises(ZeroDivisionError):
         async with hold(sink, clock, "A"):
             _ = 1 / 0

@@ -7,18 +7,20 @@ deterministic, minutes of traffic in well under a second.
 from __future__ import annotations
 
 import asyncio
-import bisect
 import itertools
 import random
 from collections.abc import Callable
 
 import pytest
 
+from tests.helpers import busiest_window
 from tests.sim_rate import SimServer, stalls, virtual_time
 from tmdb_ingest import Limiter as PublicLimiter
 from tmdb_ingest.config.values import Rate
 from tmdb_ingest.fetch.rate import Limiter, RateLimiter, make_limiter
 from tmdb_ingest.fetch.rate.adaptive import AdaptiveLimiter
+
+pytestmark = pytest.mark.virtual_clock  # tests/virtual_clock.py, through sim_rate.virtual_time
 
 
 def auto(clock: object, seed: int = 0, **kwargs: object) -> AdaptiveLimiter:
@@ -28,11 +30,6 @@ def auto(clock: object, seed: int = 0, **kwargs: object) -> AdaptiveLimiter:
     for name, value in kwargs.items():
         setattr(limiter, name, value)
     return limiter
-
-
-def busiest_window(times: list[float]) -> int:
-    times = sorted(times)
-    return max(bisect.bisect_left(times, t + 1.0) - i for i, t in enumerate(times))
 
 
 def test_make_limiter_gives_auto_or_today_s_fixed_limiter() -> None:

@@ -260,6 +260,7 @@ async def test_missing_inputs_are_input_errors(
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_resume_imports_no_polars(tmp_path: Path) -> None:
     """A resumed invocation never imports polars (a fresh process checks its modules)."""
     import asyncio

@@ -500,6 +500,7 @@ def test_bad_utf8_in_a_later_piece_is_an_input_error(
         select_ids(path)
 
 
+@pytest.mark.slow
 def test_selection_module_imports_polars_only_when_reading() -> None:
     """Importing the package (and the selection module) does not import polars."""
     import subprocess

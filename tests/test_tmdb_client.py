@@ -141,13 +141,17 @@ async def test_bad_answers_are_retried_then_failed_with_the_last_reason(
 
 
 async def test_connection_errors_are_retried() -> None:
-    """A reset connection is retried and then succeeds."""
+    """A reset connection is retried once and then succeeds: two requests, one retry."""
     with aioresponses() as mock:
         mock.get(URL, exception=aiohttp.ServerDisconnectedError())
         mock.get(URL, status=200, body=STAR_WARS)
         async with TmdbClient.from_settings(settings()) as client:
             result = await client.fetch("tt0076759")
+            assert client.stats.requests == 2
+            assert client.stats.retries == 1
     assert result.outcome is Outcome.FETCHED
+    assert result.attempts == 2
+    assert sum(len(calls) for calls in mock.requests.values()) == 2
 
 
 async def test_429_pauses_the_limiter_for_retry_after() -> None:

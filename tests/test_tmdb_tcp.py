@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import orjson
+import pytest
 
 from tmdb_ingest.config.settings import Secret
 from tmdb_ingest.fetch.client import ClientPolicy, Outcome, TmdbClient
@@ -54,6 +55,7 @@ class DroppingServer:
             writer.close()
 
 
+@pytest.mark.slow
 async def test_a_dropped_keep_alive_request_is_retried_through_the_limiter() -> None:
     """aiohttp's silent re-send is off: every request the server read had its own grant."""
     server = DroppingServer()
