@@ -556,7 +556,7 @@ def test_the_cli_exits_2_on_a_mistyped_genre_or_an_empty_selection(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
     """`select`/`run --genres SciFi` and a filter that selects nothing exit 2, before TMDB."""
-    monkeypatch.setenv("TMDB_API_KEY", "k")
+    monkeypatch.setenv("TMDB_API_KEY", "selection-test-key-7f3a9c")  # redacted in logs
     monkeypatch.setenv("TMDB_URL", "http://127.0.0.1:9/3")  # nothing listens: no request
     path = write(tmp_path, row("tt0000001", "Sci-Fi", "5000"))
     sink = ["--out-dir", str(tmp_path / "lake")] if command == "run" else []

@@ -187,6 +187,10 @@ def _state_prefix(name: str, value: Any) -> str:
     return prefix
 
 
+def _ceiling(_name: str, value: Any) -> float:
+    return Rate.auto(max=value).ceiling  # the range is the Rate's own
+
+
 def _genres(_name: str, value: Any) -> tuple[str, ...]:
     return genre_names(value)
 
@@ -261,7 +265,7 @@ OPTIONS: tuple[Option, ...] = (
     _option("rate", Rate.fixed(40), "requests per second, or auto: find TMDB's limit (at "
             "most max rate)", rate_text, section="rate", metavar="N|auto"),
     _option("max_rate", 50.0, "the ceiling of --rate auto, requests per second", _number,
-            _in_range(0.1, 10_000), section="rate", metavar="N"),
+            _ceiling, section="rate", metavar="N"),
     _option("concurrency", 20, "requests in flight at most", _whole, _whole_in(1, 1_000),
             section="rate", metavar="N"),
     _option("batch_size", 100, "movies per data file", _whole, _whole_in(1, 10_000),
