@@ -10,7 +10,7 @@ help:
 	@echo "make demo        the whole job on the built-in TMDB emulator and a local S3 (moto)"
 	@echo "make demo-chain  the same as a chain of short Lambda invocations that resume"
 	@echo "make test        install and run the test suite"
-	@echo "make lint        ruff, mypy --strict, cfn-lint"
+	@echo "make lint        ruff, mypy --strict, cfn-lint (also on the template as SAM translates it)"
 	@echo "make bench       benchmarks side by side with baselines; results in docs/benchmarks.md"
 
 $(STAMP): pyproject.toml
@@ -36,6 +36,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check tmdb_ingest tests examples benchmarks
 	$(BIN)/mypy
 	$(BIN)/cfn-lint examples/aws/template.yaml
+	$(BIN)/python examples/aws/lint_template.py
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks

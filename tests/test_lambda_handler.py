@@ -446,17 +446,6 @@ def test_placeholder_shapes_are_refused(value: str) -> None:
         parse_secret(value, source="the-source")
 
 
-@pytest.mark.parametrize("path", sorted((ROOT / "examples" / "aws" / "events").glob("*.json")))
-def test_sample_events_for_sam_local_invoke_parse(path: Path) -> None:
-    """Every sample event under examples/aws/events/ is one the handler accepts."""
-    event = orjson.loads(path.read_bytes())
-    csv, _run_id, _shard = parse_event(event)
-    assert csv.startswith("s3://my-tmdb-lake/Raw/Local/")
-    assert csv.endswith(".csv")
-    if "Records" in event:
-        assert csv.endswith("/movies 2025.csv")  # the notification's key is URL-decoded
-
-
 def test_the_image_lock_pins_exactly_the_runtime_dependencies() -> None:
     """requirements.lock pins every runtime dependency once, and nothing of the extras."""
     import tomllib

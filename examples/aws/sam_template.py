@@ -66,23 +66,32 @@ def packaged(template: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def translate(template: Mapping[str, Any]) -> dict[str, Any]:
-    """The CloudFormation template SAM deploys for ``template`` (translated offline)."""
-    from samtranslator.translator.transform import transform
+    """The CloudFormation template SAM deploys for ``template`` (translated offline).
 
-    class NoManagedPolicies:  # the template names no managed policy: nothing to look up
-        def load(self) -> dict[str, str]:
-            return {}
+    Raises samtranslator's ``InvalidDocumentException`` (its ``causes`` name each
+    resource) for what SAM refuses.
+    """
+    import boto3
+    from samtranslator.metrics.metrics import Metrics
+    from samtranslator.parser.parser import Parser
+    from samtranslator.translator.translator import Translator
 
     parameters = {
         name: spec["Default"]
         for name, spec in template.get("Parameters", {}).items()
         if "Default" in spec
     }
-    result = transform(
-        packaged(template),
-        {**PSEUDO, **parameters},
-        NoManagedPolicies(),  # type: ignore[arg-type]
-    )
+    # The session only tells the translator the region; nothing is fetched: the
+    # template names no managed policy, so there is no policy map to look up either.
+    session = boto3.session.Session(region_name=PSEUDO["AWS::Region"])
+    metrics = Metrics()  # published to nowhere (its default), but published: no warning
+    translator = Translator({}, Parser(), boto_session=session, metrics=metrics)
+    try:
+        result: dict[str, Any] = translator.translate(
+            packaged(template), {**PSEUDO, **parameters}, get_managed_policy_map=dict
+        )
+    finally:
+        metrics.publish()
     return result
 
 
@@ -213,14 +222,14 @@ def state_machine(cfn: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
     return found
 
 
-def definition(cfn: Mapping[str, Any], resolver: Resolver, asl: Path | None = None) -> str:
+def definition(cfn: Mapping[str, Any], resolver: Resolver, base: Path = HERE) -> str:
     """The state machine's definition with its ``DefinitionSubstitutions`` applied.
 
-    ``asl`` is the file the template's ``DefinitionUri`` names (default: that file next
-    to the template). Every ``${Name}`` in it must be a substitution, as on AWS.
+    The file is the one the template's ``DefinitionUri`` names, relative to ``base`` (the
+    template's folder). Every ``${Name}`` in it must be a substitution, as on AWS.
     """
     _, properties = state_machine(cfn)
-    path = asl or HERE / properties["DefinitionS3Location"]["Key"]
+    path = base / properties["DefinitionS3Location"]["Key"]
     substitutions = resolver.resolve(properties.get("DefinitionSubstitutions", {}))
     text = path.read_text()
     missing = sorted(set(_SUB_RE.findall(text)) - set(substitutions))
