@@ -491,7 +491,11 @@ def execute(aws: Aws, stack: Stack, given: dict[str, Any], plans: dict[Any, str]
     aws.lam.plans = plans
     seen = len(aws.lam.invocations)
     started = time.monotonic()
-    arn = sfn.start_execution(stateMachineArn=stack.state_machine_arn, input=json.dumps(given))
+    arn = sfn.start_execution(
+        stateMachineArn=stack.state_machine_arn,
+        name=f"test-{uuid.uuid4().hex[:12]}",  # (without one, moto's context ids end ":None")
+        input=json.dumps(given),
+    )
     end = started + 180
     while (described := sfn.describe_execution(executionArn=arn["executionArn"]))[
         "status"
