@@ -21,14 +21,16 @@ import datetime as dt
 import gc
 import logging
 import os
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from contextlib import AsyncExitStack
-from typing import TYPE_CHECKING, Any, TypeVar
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, TypeVar
 
 import aiohttp
 
 from tmdb_ingest.config.settings import Settings
-from tmdb_ingest.errors import FatalError, RunBusy
+from tmdb_ingest.errors import FatalError, RunBusy, TmdbIngestError
 from tmdb_ingest.fetch.client import ClientPolicy, FetchResult, Outcome, TmdbClient
 from tmdb_ingest.fetch.pool import fetch_all
 from tmdb_ingest.fetch.rate.limiter import Limiter
@@ -41,7 +43,8 @@ from tmdb_ingest.run.layout import LakeLayout
 from tmdb_ingest.run.lease import FencedSink, Lease
 from tmdb_ingest.run.state import RunState, derive_run_id, find_run, in_shard
 from tmdb_ingest.run.stopping import StopRequest
-from tmdb_ingest.summary import Progress, Snapshot, Summary
+from tmdb_ingest.run.tasks import RunTasks
+from tmdb_ingest.summary import Progress, Snapshot, Summary, one_line
 
 if TYPE_CHECKING:
     from tmdb_ingest.selection.saved import RunSelection
@@ -105,24 +108,71 @@ async def ingest(
         raise TypeError(f"ids must be an iterable of IMDb ids, not a string: [{ids!r}]?")
     if started_at is None:
         started_at = asyncio.get_running_loop().time()  # opening the sink counts too
+    options = _Options(session, progress, today, started_at, limiter, stop, holder)
     settings.require_credentials()
     if sink is None:
         settings.require_sink()
     async with AsyncExitStack() as stack:
         sink = await _checked_sink(stack, sink, settings)
-        return await _ingest_into(
-            ids,
-            settings,
-            sink,
-            session=session,
-            progress=progress,
-            today=today,
-            started_at=started_at,
-            limiter=limiter,
-            stop=stop,
-            holder=holder,
-        )
+        return await _ingest_into(ids, settings, sink, options)
     raise AssertionError("unreachable")  # pragma: no cover (mypy: async with may swallow)
+
+
+async def ingest_csv(
+    csv: str | os.PathLike[str],
+    settings: Settings,
+    *,
+    sink: Sink | None = None,
+    session: aiohttp.ClientSession | None = None,
+    progress: Progress | None = None,
+    today: dt.date | None = None,
+    started_at: float | None = None,
+    limiter: Limiter | None = None,
+    stop: StopRequest | None = None,
+    holder: str | None = None,
+) -> Summary:
+    """Select ids from movies.csv (a path or ``s3://`` URI) and :func:`ingest` them.
+
+    The keywords are :func:`ingest`'s. The first invocation of a run saves its selection
+    with the run (once it holds the run's lease); the next ones read it instead of the CSV
+    (see :mod:`tmdb_ingest.selection.saved`). A CSV that changed under an explicit run id
+    raises :class:`~tmdb_ingest.errors.InputError`, before any request.
+    """
+    from tmdb_ingest.selection.saved import resolve_selection
+
+    if started_at is None:
+        started_at = asyncio.get_running_loop().time()
+    settings.require_credentials()
+    day = today or dt.datetime.now(dt.UTC).date()
+    options = _Options(session, progress, day, started_at, limiter, stop, holder)
+    if sink is None:
+        settings.require_sink()
+    async with AsyncExitStack() as stack:
+        sink = await _checked_sink(stack, sink, settings)
+        chosen = await resolve_selection(csv, settings, sink, day=day)
+        if chosen.resumed:
+            log.info("run %s: %d ids, as saved with the run", chosen.run_id, len(chosen.ids))
+        else:
+            log.info(
+                "selected %d ids from %s (%d rows, %d malformed ids skipped)",
+                *(len(chosen.ids), chosen.source, chosen.rows or 0, chosen.invalid_ids or 0),
+            )
+        run_settings = settings.replace(run_id=chosen.run_id)
+        return await _ingest_into(chosen.ids, run_settings, sink, options, selection=chosen)
+    raise AssertionError("unreachable")  # pragma: no cover (mypy: async with may swallow)
+
+
+@dataclass(frozen=True, slots=True)
+class _Options:
+    """:func:`ingest`'s keywords, other than the sink."""
+
+    session: aiohttp.ClientSession | None
+    progress: Progress | None
+    today: dt.date | None
+    started_at: float
+    limiter: Limiter | None
+    stop: StopRequest | None
+    holder: str | None
 
 
 async def _checked_sink(stack: AsyncExitStack, sink: Sink | None, settings: Settings) -> Sink:
@@ -134,81 +184,97 @@ async def _checked_sink(stack: AsyncExitStack, sink: Sink | None, settings: Sett
     return sink
 
 
+@dataclass(frozen=True, slots=True)
+class _Work:
+    """The ids of one invocation: its run and shard, and which of them are malformed."""
+
+    run_id: str
+    day: dt.date
+    ids: list[str]  # valid ids of the shard, sorted
+    malformed: list[str]  # malformed ids of the shard: reported once, never sent
+
+    @classmethod
+    def of(cls, ids: Iterable[str], settings: Settings, today: dt.date | None) -> _Work:
+        valid: list[str] = []
+        malformed: list[str] = []
+        for imdb_id in sorted(set(ids)):
+            (valid if is_imdb_id(imdb_id) else malformed).append(imdb_id)
+        day = today or dt.datetime.now(dt.UTC).date()
+        run_id = settings.run_id or derive_run_id(valid, settings, day)
+        return cls(
+            run_id, day, in_shard(valid, settings.shard), in_shard(malformed, settings.shard)
+        )
+
+    @property
+    def selected(self) -> int:
+        return len(self.ids) + len(self.malformed)
+
+
 async def _ingest_into(
     ids: Iterable[str],
     settings: Settings,
     sink: Sink,
+    options: _Options,
     *,
-    session: aiohttp.ClientSession | None = None,
-    progress: Progress | None = None,
-    today: dt.date | None = None,
-    started_at: float | None = None,
-    limiter: Limiter | None = None,
-    stop: StopRequest | None = None,
-    holder: str | None = None,
     selection: RunSelection | None = None,
 ) -> Summary:
     """:func:`ingest` into an opened and checked ``sink``.
 
     ``selection``: where the ids came from (:func:`ingest_csv`); what of it is to be saved
-    is written once the lease is held, through the fenced sink.
+    is written once the lease is held, through the fenced sink. Every task of the run
+    lives in its :class:`~tmdb_ingest.run.tasks.RunTasks`.
     """
+    stop = options.stop or StopRequest()
     deadline = Deadline(
         settings.time_budget,
-        start=started_at,
+        start=options.started_at,
         max_request=ClientPolicy.from_settings(settings).attempt_timeout,
+        stop=stop,
     )
-    valid: list[str] = []
-    malformed: list[str] = []
-    for imdb_id in sorted(set(ids)):
-        (valid if is_imdb_id(imdb_id) else malformed).append(imdb_id)
-    day = today or dt.datetime.now(dt.UTC).date()
-    run_id = settings.run_id or derive_run_id(valid, settings, day)
-    stop = stop or StopRequest()
-
-    async with AsyncExitStack() as stack:
-        shard_ids = in_shard(valid, settings.shard)
-        shard_malformed = in_shard(malformed, settings.shard)
-        selected = len(shard_ids) + len(shard_malformed)
-        found = selection.found if selection is not None else None
-        if found is None or found.run_id != run_id:
-            lake = LakeLayout.of(settings.prefix, settings.state_prefix)
-            found = await find_run(sink, lake, run_id)
+    work = _Work.of(ids, settings, options.today)
+    found = selection.found if selection is not None else None
+    if found is None or found.run_id != work.run_id:
+        lake = LakeLayout.of(settings.prefix, settings.state_prefix)
+        found = await find_run(sink, lake, work.run_id)
+    async with RunTasks(stop) as tasks, AsyncExitStack() as stack:
         try:
             lease = await _hold_lease(
-                stack, sink, settings, run_id, found.lake.lease_key(run_id, settings.shard),
-                holder, deadline, selected, stop,
+                stack, tasks, sink, settings,
+                key=found.lake.lease_key(work.run_id, settings.shard),
+                run_id=work.run_id, holder=options.holder, deadline=deadline,
             )  # fmt: skip
         except _StoppedWaiting as stopped:
             # Asked to stop while another invocation's lease was waited out: nothing was
             # sent or written, and the run is exactly where it was.
             log.warning("%s while waiting for the lease; nothing was done", stopped.reason)
-            return _nothing_done(run_id, settings, selected, deadline, busy=False)
+            return _nothing_done(work, settings, deadline)
+        except RunBusy as exc:
+            raise _with_summary(exc, _nothing_done(work, settings, deadline)) from None
         fenced = FencedSink(sink, lease)  # nothing is written once the lease is lost
         if selection is not None:
             await selection.save(fenced)
         state = await RunState.open(
             fenced,
             prefix=settings.prefix,
-            run_id=run_id,
+            run_id=work.run_id,
             shard=settings.shard,
-            today=day,
+            today=work.day,
             file_format=FileFormat.from_settings(settings),
-            selected=selected,
+            selected=work.selected,
             found=found,
         )
-        client = TmdbClient.from_settings(settings, session=session, limiter=limiter)
-        run = _Invocation(settings, state, deadline, client)
-        unsubscribe = stop.subscribe(
-            lambda reason: deadline.stop(reason, grace=deadline.in_flight_reserve())
+        client = TmdbClient.from_settings(
+            settings, session=options.session, limiter=options.limiter
         )
-        try:
-            with _long_lived_objects_frozen():
-                async with _progress_ticker(progress, run):
-                    return await run.execute(shard_ids, shard_malformed)
-        finally:
-            unsubscribe()
+        run = _Invocation(settings, state, deadline, client, tasks)
+        with _long_lived_objects_frozen():
+            async with _progress_ticker(options.progress, run, tasks):
+                return await run.execute(work)
     raise AssertionError("unreachable")  # pragma: no cover (mypy: async with may swallow)
+
+
+_frozen_runs = 0
+_frozen_lock = threading.Lock()
 
 
 @contextlib.contextmanager
@@ -220,31 +286,40 @@ def _long_lived_objects_frozen() -> Iterator[None]:
     ``rate + 1`` requests into one second at the server (the window margin is 20 ms).
     With them frozen the longest delay from grant to arrival was 6 ms. Unfrozen on the
     way out, so a warm Lambda container collects them as usual between invocations.
+    ``gc.freeze`` is process-wide: with runs side by side in one process, the first one
+    in freezes and the last one out unfreezes.
     """
-    gc.freeze()
+    global _frozen_runs
+    with _frozen_lock:
+        if _frozen_runs == 0:
+            gc.freeze()
+        _frozen_runs += 1
     try:
         yield
     finally:
-        gc.unfreeze()
+        with _frozen_lock:
+            _frozen_runs -= 1
+            if _frozen_runs == 0:
+                gc.unfreeze()
 
 
 async def _hold_lease(
     stack: AsyncExitStack,
+    tasks: RunTasks,
     sink: Sink,
     settings: Settings,
-    run_id: str,
+    *,
     key: str,
+    run_id: str,
     holder: str | None,
     deadline: Deadline,
-    selected: int,
-    stop: StopRequest,
 ) -> Lease:
-    """Take the run and shard's lease (at ``key``) for the rest of ``stack``; stop the run
-    if it is lost.
+    """Take the run and shard's lease (at ``key``) for the rest of ``stack``, renewed in
+    ``tasks``; a lost lease asks the run to stop.
 
-    Raises :class:`~tmdb_ingest.errors.RunBusy` (with a ``busy`` summary) when another
-    invocation holds it, and :class:`_StoppedWaiting` when ``stop`` is requested while a
-    live holder's lease is waited out; nothing has been sent or written then.
+    Raises :class:`~tmdb_ingest.errors.RunBusy` when another invocation holds it, and
+    :class:`_StoppedWaiting` when a stop is asked while a live holder's lease is waited
+    out; nothing has been sent or written then.
     """
     hold = Lease(
         sink,
@@ -254,30 +329,26 @@ async def _hold_lease(
         run_id=run_id,
         shard=settings.shard,
         holder=holder,
-    ).hold()
+    ).hold(tasks)
     # Waiting out a dead holder's lease (up to TTL + skew) must not outlast the budget.
     # (At least a second: a free lease is taken at once, even with the budget spent.)
     end = deadline.end
     until = None if end is None else max(end - deadline.flush_reserve(), deadline.now() + 1.0)
+    stop = deadline.stop_request
     try:
-        try:
-            async with asyncio.timeout_at(until):
-                lease = await _unless_stopped(stop, lambda: stack.enter_async_context(hold))
-        except TimeoutError:
-            raise RunBusy(
-                f"run {run_id} shard {settings.shard} is held by another invocation whose "
-                "lease outlasts this invocation's time budget; nothing was done"
-            ) from None
-    except RunBusy as exc:
-        exc.summary = _nothing_done(run_id, settings, selected, deadline, busy=True)
-        raise
+        async with asyncio.timeout_at(until):
+            lease = await _unless_stopped(stop, lambda: stack.enter_async_context(hold))
+    except TimeoutError:
+        raise RunBusy(
+            f"run {run_id} shard {settings.shard} is held by another invocation whose "
+            "lease outlasts this invocation's time budget; nothing was done"
+        ) from None
 
     async def stop_when_lost() -> None:
         await lease.lost.wait()
-        deadline.stop("the lease was lost")
+        stop.request("the lease was lost")
 
-    watcher = asyncio.create_task(stop_when_lost(), name="lease-watch")
-    stack.callback(watcher.cancel)
+    tasks.create_task(stop_when_lost(), name="the lease watch")
     return lease
 
 
@@ -296,7 +367,7 @@ async def _unless_stopped(stop: StopRequest, work: Callable[[], Awaitable[T]]) -
     if stop.reason is not None:
         raise _StoppedWaiting(stop.reason)
     requested = asyncio.Event()
-    unsubscribe = stop.subscribe(lambda reason: requested.set())
+    unsubscribe = stop.subscribe(lambda _: requested.set())
     task = asyncio.ensure_future(work())
     waiter = asyncio.ensure_future(requested.wait())
     try:
@@ -313,14 +384,12 @@ async def _unless_stopped(stop: StopRequest, work: Callable[[], Awaitable[T]]) -
     return task.result()
 
 
-def _nothing_done(
-    run_id: str, settings: Settings, selected: int, deadline: Deadline, *, busy: bool
-) -> Summary:
+def _nothing_done(work: _Work, settings: Settings, deadline: Deadline) -> Summary:
     """The summary of an invocation that sent and wrote nothing."""
     return Summary(
-        run_id=run_id,
+        run_id=work.run_id,
         shard=str(settings.shard),
-        selected=selected,
+        selected=work.selected,
         skipped=0,
         fetched=0,
         not_found=0,
@@ -332,59 +401,39 @@ def _nothing_done(
         elapsed_s=round(deadline.now() - deadline.start, 3),
         done=False,
         report=None,
-        busy=busy,
     )
 
 
-async def ingest_csv(
-    csv: str | os.PathLike[str],
-    settings: Settings,
-    *,
-    sink: Sink | None = None,
-    today: dt.date | None = None,
-    **kwargs: Any,
-) -> Summary:
-    """Select ids from movies.csv (a path or ``s3://`` URI) and :func:`ingest` them.
+E = TypeVar("E", bound=TmdbIngestError)
 
-    The first invocation of a run saves its selection with the run (once it holds the
-    run's lease); the next ones read it instead of the CSV (see
-    :mod:`tmdb_ingest.selection.saved`). A CSV that changed under
-    an explicit run id raises :class:`~tmdb_ingest.errors.InputError`, before any request.
-    """
-    from tmdb_ingest.selection.saved import resolve_selection
 
-    kwargs.setdefault("started_at", asyncio.get_running_loop().time())
-    settings.require_credentials()
-    day = today or dt.datetime.now(dt.UTC).date()
-    if sink is None:
-        settings.require_sink()
-    async with AsyncExitStack() as stack:
-        sink = await _checked_sink(stack, sink, settings)
-        chosen = await resolve_selection(csv, settings, sink, day=day)
-        if chosen.resumed:
-            log.info("run %s: %d ids, as saved with the run", chosen.run_id, len(chosen.ids))
-        else:
-            log.info(
-                "selected %d ids from %s (%d rows, %d malformed ids skipped)",
-                *(len(chosen.ids), chosen.source, chosen.rows or 0, chosen.invalid_ids or 0),
-            )
-        run_settings = settings.replace(run_id=chosen.run_id)
-        return await _ingest_into(
-            chosen.ids, run_settings, sink, today=day, selection=chosen, **kwargs
-        )
-    raise AssertionError("unreachable")  # pragma: no cover (mypy: async with may swallow)
+def _with_summary(exc: E, summary: Summary) -> E:
+    """``exc`` carrying ``summary``, its ``busy`` and ``error`` set from ``exc``: the one place
+    that sets them (the CLI and the Lambda handler pass the summary on as it is)."""
+    if isinstance(exc, RunBusy):
+        exc.summary = replace(summary, busy=True, done=False)
+    else:
+        exc.summary = replace(summary, error=one_line(exc), done=False)
+    return exc
 
 
 class _Invocation:
     """One invocation of one run and shard: the parts, put together."""
 
     def __init__(
-        self, settings: Settings, state: RunState, deadline: Deadline, client: TmdbClient
+        self,
+        settings: Settings,
+        state: RunState,
+        deadline: Deadline,
+        client: TmdbClient,
+        tasks: RunTasks,
     ) -> None:
         self.settings = settings
         self.state = state
         self.deadline = deadline
+        self.stop = deadline.stop_request
         self.client = client
+        self.tasks = tasks
         self.lander = Lander(
             state,
             deadline,
@@ -395,22 +444,22 @@ class _Invocation:
         self.skipped = 0
         self.retried_failed = 0
 
-    async def execute(self, shard_ids: list[str], malformed: list[str]) -> Summary:
+    async def execute(self, work: _Work) -> Summary:
+        """Fetch and land ``work``, save the state; the summary, or the fatal error with it."""
         state, lander = self.state, self.lander
         done_before, accounted = state.done_ids(), state.resolved_ids()
-        todo = [i for i in shard_ids if i not in done_before]
+        todo = [i for i in work.ids if i not in done_before]
         self.retried_failed = sum(1 for i in todo if i in accounted)  # failed before
-        bad = [i for i in malformed if i not in accounted]  # reported once, never sent
-        self.total = len(shard_ids) + len(malformed)
+        bad = [i for i in work.malformed if i not in accounted]  # reported once, never sent
+        self.total = work.selected
         self.skipped = self.total - len(todo) - len(bad)
         log.info(
             "run %s shard %s: %d selected, %d done before, %d to fetch (%d failed before)",
             *(state.layout.run_id, state.layout.shard, self.total, self.skipped, len(todo)),
             self.retried_failed,
         )
-        fatal: FatalError | None = None
         try:
-            async with self.client, lander.uploading():
+            async with self.client, lander.uploading(self.tasks):
                 for imdb_id in bad:
                     await lander.reserve()
                     lander.accept(FetchResult(imdb_id, Outcome.FAILED, reason=_MALFORMED))
@@ -423,19 +472,16 @@ class _Invocation:
                     lander=lander,
                 )
         except FatalError as exc:
-            fatal = exc
-            log.error("stopping: %s", exc)
-        fatal = fatal or lander.fatal
+            self.stop.fail(exc)
         report = None
         try:
             report = await state.save()
         except FatalError as exc:
-            fatal = fatal or exc
-        summary = self.summary(shard_ids, malformed, report, fatal)
+            self.stop.fail(exc)
+        summary = self.summary(work, report)
         log.debug("summary %s", summary.to_json())
-        if fatal is not None:
-            fatal.summary = summary
-            raise fatal
+        if self.stop.error is not None:
+            raise _with_summary(self.stop.error, summary)
         return summary
 
     async def _first(self, todo: list[str]) -> list[str]:
@@ -462,15 +508,9 @@ class _Invocation:
             elapsed_s=self.deadline.now() - self.deadline.start,
         )
 
-    def summary(
-        self,
-        shard_ids: list[str],
-        malformed: list[str],
-        report: str | None,
-        fatal: FatalError | None,
-    ) -> Summary:
+    def summary(self, work: _Work, report: str | None) -> Summary:
         resolved = self.state.resolved_ids()
-        done = fatal is None and all(i in resolved for i in (*shard_ids, *malformed))
+        done = self.stop.error is None and all(i in resolved for i in (*work.ids, *work.malformed))
         counts, stats = self.lander.counts, self.client.stats
         return Summary(
             run_id=self.state.layout.run_id,
@@ -488,13 +528,15 @@ class _Invocation:
             done=done,
             report=report,
             retried_failed=self.retried_failed,
-            error=" ".join(str(fatal).split()) if fatal is not None else None,
         )
 
 
 @contextlib.asynccontextmanager
-async def _progress_ticker(progress: Progress | None, run: _Invocation) -> AsyncIterator[None]:
-    """Send a snapshot to ``progress`` twice a second while the body runs, and once at the end."""
+async def _progress_ticker(
+    progress: Progress | None, run: _Invocation, tasks: RunTasks
+) -> AsyncIterator[None]:
+    """Send a snapshot to ``progress`` twice a second while the body runs (a task of the
+    run's group), and once at the end."""
     if progress is None:
         yield
         return
@@ -504,7 +546,7 @@ async def _progress_ticker(progress: Progress | None, run: _Invocation) -> Async
             progress.update(run.snapshot())
             await asyncio.sleep(0.5)
 
-    task = asyncio.create_task(tick(), name="progress")
+    task = tasks.create_task(tick(), name="the progress display")
     try:
         yield
     finally:

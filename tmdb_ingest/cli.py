@@ -12,7 +12,6 @@ summary so far on stdout.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import sys
 import time
@@ -24,7 +23,7 @@ from tmdb_ingest.cli_parser import build_parser, flags_given
 from tmdb_ingest.config.settings import Settings
 from tmdb_ingest.errors import ConfigError, InputError, RunBusy, TmdbIngestError
 from tmdb_ingest.logs import redact
-from tmdb_ingest.summary import Summary
+from tmdb_ingest.summary import Summary, one_line
 
 if TYPE_CHECKING:
     from tmdb_ingest.run.stopping import StopRequest
@@ -76,7 +75,7 @@ def _cmd_run(args: Namespace) -> int:
     stop = StopRequest()
     try:
         summary = asyncio.run(_run(args, stop))
-    except asyncio.CancelledError:  # a second Ctrl-C: stopped at once
+    except asyncio.CancelledError:  # a third Ctrl-C: cancelled, no summary
         print(f"tmdb-ingest: {_INTERRUPTED}", file=sys.stderr, flush=True)
         return EXIT_SIGINT
     print(summary.to_json() if args.json else summary.to_text(), flush=True)
@@ -98,15 +97,9 @@ def _cmd_emulate(argv: list[str]) -> int:
 
 def _stopped(args: Namespace, exc: TmdbIngestError, label: str) -> None:
     """One line on stderr; with --json, the summary so far (busy or error set) on stdout."""
-    reason = " ".join(str(exc).split()) or type(exc).__name__
-    print(f"tmdb-ingest: {label}: {reason}", file=sys.stderr, flush=True)
+    print(f"tmdb-ingest: {label}: {one_line(exc)}", file=sys.stderr, flush=True)
     if getattr(args, "json", False) and isinstance(exc.summary, Summary):
-        summary = exc.summary
-        if isinstance(exc, RunBusy):
-            summary = dataclasses.replace(summary, busy=True, done=False)
-        elif summary.error is None:
-            summary = dataclasses.replace(summary, error=reason)
-        print(summary.to_json(), flush=True)
+        print(exc.summary.to_json(), flush=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -15,13 +15,16 @@ exceptions. Exceptions are for what stops a run, or stops it from starting::
         ├── SinkError                the bucket or folder is missing, denied, or failing
         │   └── PreconditionFailed   a conditional write lost (the key exists, or changed)
         ├── LeaseLost                this invocation could not keep its lease and stopped
+        ├── InternalError            a bug in one of the run's own tasks (an upload, the
+        │                            lease renewal): the run stopped, its state saved
         └── IngestFailed             the Lambda handler's one-line report of a fatal stop
 
 ``ConfigError`` and ``InputError`` are found before any request (CLI exit code 2);
 ``FatalError`` happens at run time (exit code 1). No message carries a secret. A
 ``FatalError`` or ``RunBusy`` raised by a run carries the run's summary so far as
 ``.summary``. Programming errors (a ``TypeError`` from a wrong argument type) are not
-wrapped.
+wrapped, except inside a run's background tasks, where one becomes an ``InternalError``
+so that the run still saves its state.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ __all__ = [
     "FatalError",
     "IngestFailed",
     "InputError",
+    "InternalError",
     "LeaseLost",
     "PreconditionFailed",
     "RunBusy",
@@ -100,6 +104,10 @@ class PreconditionFailed(SinkError):
 
 class LeaseLost(FatalError):
     """The lease of this run and shard could not be kept; the invocation stopped writing."""
+
+
+class InternalError(FatalError):
+    """One of the run's own tasks failed unexpectedly (a bug); the run stopped, state saved."""
 
 
 class IngestFailed(FatalError):

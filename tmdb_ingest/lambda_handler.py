@@ -25,7 +25,6 @@ Embedded Metric Format: namespace ``tmdb_ingest``, dimension ``function``, count
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import os
 import time
@@ -40,7 +39,7 @@ from tmdb_ingest.config.settings import Settings, Shard
 from tmdb_ingest.errors import ConfigError, FatalError, IngestFailed, InputError, RunBusy
 from tmdb_ingest.logs import FIELDS, configure_logging, emf_metrics, redact
 from tmdb_ingest.s3 import S3Uri
-from tmdb_ingest.summary import Summary
+from tmdb_ingest.summary import Summary, one_line
 
 __all__ = ["METRICS_NAMESPACE", "IngestFailed", "handler", "parse_event", "safety_margin"]
 
@@ -134,14 +133,13 @@ async def _invoke(
         holder = f"lambda:{fields['request_id']}" if fields.get("request_id") else None
         summary = await ingest_csv(csv, settings, started_at=started, holder=holder)
     except RunBusy as exc:
-        result = {**(exc.summary.as_dict() if exc.summary else {}), "done": False, "busy": True}
-        log.warning("busy: %s", _one_line(exc), extra={FIELDS: result})
+        # the library sets busy (and error) on the summary it raises with
+        result = exc.summary.as_dict() if exc.summary else {"done": False, "busy": True}
+        log.warning("busy: %s", one_line(exc), extra={FIELDS: result})
         return result
     except FatalError as exc:
-        reason = redact(_one_line(exc), settings.secrets())  # a second line of defence
+        reason = redact(one_line(exc), settings.secrets())  # a second line of defence
         failed = exc.summary if isinstance(exc.summary, Summary) else None
-        if failed is not None and failed.error is None:
-            failed = dataclasses.replace(failed, error=reason)
         data = failed.as_dict() if failed else {"done": False, "error": reason}
         message = f"{reason}; summary so far: {orjson.dumps(data).decode()}"
         log.error("fatal: %s", message, extra={FIELDS: data})
@@ -151,10 +149,6 @@ async def _invoke(
     again = "" if summary.done else f": not done, invoke again with run_id {summary.run_id}"
     log.info("summary%s", again, extra={FIELDS: summary.as_dict()})
     return summary.as_dict()
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def _log_metrics(function: str, result: dict[str, Any], started: float) -> None:

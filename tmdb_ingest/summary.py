@@ -7,7 +7,7 @@ from typing import Any, Protocol
 
 import orjson
 
-__all__ = ["Progress", "Snapshot", "Summary"]
+__all__ = ["Progress", "Snapshot", "Summary", "one_line"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,3 +82,8 @@ class Progress(Protocol):
     """Receives a :class:`Snapshot` about twice a second."""
 
     def update(self, snapshot: Snapshot) -> None: ...
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception's message on one line (a summary's ``error``), or its type's name."""
+    return " ".join(str(exc).split()) or type(exc).__name__

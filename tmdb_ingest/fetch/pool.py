@@ -74,4 +74,7 @@ async def fetch_all(
             finally:
                 unsubscribe()
     except TimeoutError:
-        log.info("time budget: requests still in flight were cancelled; the next run redoes them")
+        log.info(
+            "%s: requests still in flight were cancelled; the next run redoes them",
+            deadline.reason or "time budget",
+        )

@@ -15,6 +15,12 @@ TMDB already sent. ``tests/test_lander.py`` fails if an ``await`` is put there.
 Memory is bounded by a semaphore of movies held (the open batch and the files waiting
 for or in upload): the pool takes a place (:meth:`Lander.reserve`) before it starts an
 id, and the place is given back when the movie's file has been written.
+
+The uploaders are tasks of the run's task group (:mod:`tmdb_ingest.run.tasks`). A write
+that fails, or an upload that raises anything else (a bug), asks the run to stop on a
+fatal error (through the deadline's stop request); the jobs not yet written are dropped
+(their ids stay unresolved: the next invocation fetches them again), so nothing waits for
+an upload that will never come.
 """
 
 from __future__ import annotations
@@ -25,11 +31,12 @@ import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from tmdb_ingest.errors import FatalError
+from tmdb_ingest.errors import FatalError, InternalError
 from tmdb_ingest.fetch.outcomes import FetchResult, Outcome
 from tmdb_ingest.land.formats import Batch, Batcher
 from tmdb_ingest.run.deadline import Deadline
 from tmdb_ingest.run.state import ReportEntry, RunState
+from tmdb_ingest.run.tasks import RunTasks, TaskStarter
 
 __all__ = ["DataFile", "LandedCounts", "Lander", "ReportChunk"]
 
@@ -71,9 +78,9 @@ class Lander:
 
     Use :meth:`uploading` around the fetching: on the way out it flushes the partial
     file and the outcomes and waits for the uploads (until ``deadline.end`` less the time
-    kept to save the state). A write that finally fails stops the run
-    (:attr:`fatal`; the remaining jobs are dropped: their ids stay unresolved and the
-    next invocation decides from what landed).
+    kept to save the state, or a hurried stop). A write that finally fails stops the run
+    (``deadline.stop_request.fail``; the remaining jobs are dropped: their ids stay
+    unresolved and the next invocation decides from what landed).
     """
 
     def __init__(
@@ -95,7 +102,10 @@ class Lander:
         # the open batch, two waiting files per uploader, and the ones being uploaded
         self._room = asyncio.Semaphore(batch_size * (3 * upload_concurrency + 1))
         self.counts = LandedCounts()
-        self.fatal: FatalError | None = None
+        self._stop = deadline.stop_request
+        self._write_failed = False
+        self._uploaders_left = 0
+        self._no_uploaders = asyncio.Event()
 
     # -- the hand-over (synchronous) ------------------------------------------------------
 
@@ -144,59 +154,91 @@ class Lander:
     # -- the uploads ----------------------------------------------------------------------
 
     @contextlib.asynccontextmanager
-    async def uploading(self) -> AsyncIterator[Lander]:
-        """Run the uploaders around the body; flush and wait for them on the way out.
+    async def uploading(self, tasks: TaskStarter | None = None) -> AsyncIterator[Lander]:
+        """Run the uploaders (in ``tasks``, the run's task group) around the body; flush and
+        wait for them on the way out.
 
         Whatever ended the body (done, time budget, a fatal error) what was fetched is
-        landed; only a cancellation (a second Ctrl-C) skips the wait.
+        landed; only a hurried stop (a second Ctrl-C) or a cancellation skips the wait.
         """
-        tasks = [
-            asyncio.create_task(self._uploader(), name=f"uploader-{n}")
-            for n in range(self._upload_concurrency)
-        ]
-        try:
+        async with contextlib.AsyncExitStack() as stack:
+            if tasks is None:
+                tasks = await stack.enter_async_context(RunTasks(self._stop))
+            uploaders = [
+                tasks.create_task(self._uploader(), name=f"uploader {n}")
+                for n in range(self._upload_concurrency)
+            ]
+            self._uploaders_left = len(uploaders)
             try:
-                yield self
-            except Exception:
+                try:
+                    yield self
+                except Exception:
+                    self.flush()
+                    await self._drain()
+                    raise
                 self.flush()
                 await self._drain()
-                raise
-            self.flush()
-            await self._drain()
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            finally:
+                for task in uploaders:
+                    task.cancel()
+                await asyncio.gather(*uploaders, return_exceptions=True)
 
     async def _drain(self) -> None:
         end = self._deadline.end
         # keep time for the checkpoint and the report after the last data file
         until = None if end is None else end - self._deadline.flush_reserve() / 2
+        waits = [
+            asyncio.ensure_future(self._jobs.join()),
+            asyncio.ensure_future(self._stop.hurried()),
+            asyncio.ensure_future(self._no_uploaders.wait()),  # a bug stopped every one
+        ]
         try:
             async with asyncio.timeout_at(until):
-                await self._jobs.join()
+                done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
         except TimeoutError:
             log.warning(
                 "time budget: uploads still running and %d queued were cancelled; "
                 "the next run redoes them",
                 self._jobs.qsize(),
             )
+            return
+        finally:
+            for wait in waits:
+                wait.cancel()
+        if waits[0] not in done and self._stop.urgent:
+            log.warning(
+                "%s: uploads in flight and %d queued were not waited for; the next run redoes them",
+                *(self._stop.reason, self._jobs.qsize()),
+            )
 
     async def _uploader(self) -> None:
-        while True:
-            job = await self._jobs.get()
-            try:
-                if self.fatal is None:
-                    await self._upload(job)
-            except FatalError as exc:
-                self.fatal = exc
-                self._deadline.stop(f"writing failed: {exc}")
-                log.error("stopping: %s", exc)
-            finally:
-                if isinstance(job, DataFile):
-                    for _ in range(len(job.batch)):
-                        self._room.release()
-                self._jobs.task_done()
+        try:
+            while True:
+                job = await self._jobs.get()
+                try:
+                    if not self._write_failed:
+                        await self._upload(job)
+                except FatalError as exc:
+                    self._fail(exc)
+                except Exception as exc:  # a bug: the run stops on it, it never hangs
+                    log.debug("uploading failed", exc_info=True)
+                    what = "a data file" if isinstance(job, DataFile) else "report entries"
+                    self._fail(
+                        InternalError(f"uploading {what} failed: {type(exc).__name__}: {exc}")
+                    )
+                finally:
+                    if isinstance(job, DataFile):
+                        for _ in range(len(job.batch)):
+                            self._room.release()
+                    self._jobs.task_done()
+        finally:
+            self._uploaders_left -= 1
+            if self._uploaders_left == 0:
+                self._no_uploaders.set()
+
+    def _fail(self, error: FatalError) -> None:
+        self._write_failed = True  # the jobs still queued are dropped
+        self._stop.fail(error)
 
     async def _upload(self, job: UploadJob) -> None:
         name = self._namer.next()

@@ -11,9 +11,12 @@ not from worst cases: the in-flight reserve is about the slowest recent request 
 by the request timeout), the flush reserve a few of the slowest recent uploads (bounded
 by ``max_flush``). Until something has been measured the configured bounds apply.
 
-A stop can also be asked for at once (:meth:`Deadline.stop`: a signal, a fatal error, a
-lost lease): then no more ids are taken and what is in flight is cancelled after a grace.
-Every time is read from ``loop.time()``, so tests patch one clock and need no sleeps.
+A stop can also be asked for at once, through the run's
+:class:`~tmdb_ingest.run.stopping.StopRequest` (a signal, a fatal error, a lost lease),
+which the deadline listens to: then no more ids are taken and what is in flight is
+cancelled after a grace (about the slowest recent request; none after a fatal error or a
+second Ctrl-C). Every time is read from ``loop.time()``, so tests patch one clock and
+need no sleeps.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from collections import deque
 from collections.abc import Callable
 
 from tmdb_ingest.config.options import default
+from tmdb_ingest.run.stopping import StopRequest
 
 __all__ = ["Deadline"]
 
@@ -39,9 +43,10 @@ _RECENT = 64
 class Deadline:
     """When the run stops taking ids and when it cancels what still runs.
 
-    ``budget`` None means no time limit (only :meth:`stop` ends the run early).
+    ``budget`` None means no time limit (only a stop ends the run early).
     ``max_request`` bounds one request (connect + read timeouts); ``max_flush`` bounds
-    the final flush. ``clock`` defaults to the running loop's ``time``.
+    the final flush. ``stop`` is the run's stop request (default: a new one, as
+    :attr:`stop_request`). ``clock`` defaults to the running loop's ``time``.
     """
 
     def __init__(
@@ -51,6 +56,7 @@ class Deadline:
         start: float | None = None,
         max_request: float = default("connect_timeout") + default("request_timeout"),
         max_flush: float = 10.0,
+        stop: StopRequest | None = None,
         clock: Callable[[], float] | None = None,
     ) -> None:
         self._clock = clock or asyncio.get_running_loop().time
@@ -63,6 +69,9 @@ class Deadline:
         self._stop_at: float | None = None
         self.reason: str | None = None
         self._listeners: list[Callable[[], None]] = []
+        self.stop_request = stop or StopRequest()
+        """The run's one channel for stopping early; the deadline follows it."""
+        self.stop_request.subscribe(self._on_stop)
 
     def now(self) -> float:
         return self._clock()
@@ -126,14 +135,17 @@ class Deadline:
         mark = self.stop_taking_at
         return mark is None or self.now() < mark
 
-    def remaining(self) -> float | None:
-        """Seconds left until ``end``, or None without a budget."""
-        return None if self.end is None else max(0.0, self.end - self.now())
-
     # -- stopping early -------------------------------------------------------------------
 
+    def _on_stop(self, stop: StopRequest) -> None:
+        at_once = stop.error is not None or stop.urgent
+        self.stop(stop.reason or "stopped", grace=0.0 if at_once else self.in_flight_reserve())
+
     def stop(self, reason: str, *, grace: float = 0.0) -> None:
-        """Stop taking ids now; cancel what runs after ``grace`` seconds. The first reason wins."""
+        """Stop taking ids now; cancel what runs after ``grace`` seconds. The first reason wins.
+
+        The run asks through :attr:`stop_request`; this is how the deadline follows it.
+        """
         if self.reason is None:
             self.reason = reason
         at = self.now() + max(0.0, grace)
@@ -144,11 +156,6 @@ class Deadline:
     def _changed(self) -> None:
         for listener in list(self._listeners):
             listener()
-
-    @property
-    def stopped(self) -> bool:
-        """Whether :meth:`stop` was called."""
-        return self._stop_at is not None
 
     def on_change(self, listener: Callable[[], None]) -> Callable[[], None]:
         """Call ``listener`` when :attr:`cancel_at` moves; returns an unsubscriber."""

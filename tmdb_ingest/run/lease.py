@@ -6,7 +6,7 @@ with each takeover, and when it ``expires`` (wall clock, ISO UTC). It is:
 
 - acquired with ``If-None-Match: *`` (only one of two invocations started together can
   create it);
-- renewed every ``ttl / 3`` with ``If-Match: <etag>`` by a background task;
+- renewed every ``ttl / 3`` with ``If-Match: <etag>`` by a task in the run's task group;
 - released on every way out with a conditional delete (``If-Match``);
 - taken over, with ``If-Match`` on the ETag that was read, once its expiry has passed by
   more than ``skew`` seconds on the reader's wall clock (the holder died: SIGKILL,
@@ -33,6 +33,7 @@ monotonic time, ``wall_clock`` for expiry), so tests run on a patched clock.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 import os
@@ -48,9 +49,12 @@ import orjson
 from tmdb_ingest.config.options import default
 from tmdb_ingest.errors import LeaseLost, PreconditionFailed, RunBusy, SinkError
 from tmdb_ingest.land.sinks import Sink
+from tmdb_ingest.run.stopping import StopRequest
+from tmdb_ingest.run.tasks import RunTasks
 
 if TYPE_CHECKING:
     from tmdb_ingest.config.settings import Shard
+    from tmdb_ingest.run.tasks import TaskStarter
 
 __all__ = ["DEFAULT_SKEW", "FencedSink", "Lease", "LeaseRecord"]
 
@@ -183,16 +187,31 @@ class Lease:
     # -- the public face ---------------------------------------------------------------
 
     @asynccontextmanager
-    async def hold(self) -> AsyncIterator[Lease]:
+    async def hold(self, tasks: TaskStarter | None = None) -> AsyncIterator[Lease]:
         """Acquire the lease (or raise RunBusy), keep it renewed, release it on the way out.
 
-        Waits at most about ``ttl + skew`` for a dead holder's lease to expire.
+        Waits at most about ``ttl + skew`` for a dead holder's lease to expire. The renewal
+        runs in ``tasks`` (the run's task group; default: a group of its own). If it fails
+        unexpectedly, renewals stop but the holder stays fenced: the lease counts until
+        ``valid_until``, time enough for the run to stop and save its state.
         """
         await self.acquire()
         try:
-            yield self
+            async with contextlib.AsyncExitStack() as stack:
+                if tasks is None:
+                    tasks = await stack.enter_async_context(RunTasks(self._own_stop()))
+                self._renewer = tasks.create_task(self._renew_forever(), name="the lease renewal")
+                yield self
         finally:
             await self.release()
+
+    def _own_stop(self) -> StopRequest:
+        """For a lease held outside a run: a renewal that fails loses the lease at once."""
+        stop = StopRequest()
+        stop.subscribe(
+            lambda s: self._lose(f"its renewal stopped: {s.reason}") if s.error else None
+        )
+        return stop
 
     @property
     def epoch(self) -> int:
@@ -335,7 +354,6 @@ class Lease:
     def _start(self, record: LeaseRecord, etag: str, sent: float) -> None:
         self._record, self._etag = record, etag
         self.valid_until = sent + self.ttl
-        self._renewer = asyncio.create_task(self._renew_forever(), name=f"lease {self.key}")
 
     # -- renewing ----------------------------------------------------------------------
 
@@ -343,33 +361,29 @@ class Lease:
         interval = self.ttl / 3
         retry = self.ttl / 30  # after a failed renewal: ~9 more tries before valid_until
         next_at = self.valid_until - self.ttl + interval
-        try:
-            while True:
-                wake = min(next_at, self.valid_until)
-                await self._sleep(max(0.0, wake - self.clock()))
-                if self.remaining() <= 0:
-                    self._lose(f"it could not be renewed by {self.expires}")
-                    return
-                try:
-                    await self._renew_once()
-                except PreconditionFailed:
-                    self._lose("another invocation took it over")
-                    return
-                except (SinkError, TimeoutError) as exc:
-                    log.warning(
-                        "renewing the lease of run %s shard %s failed (%s); trying again",
-                        self.run_id,
-                        self.shard,
-                        exc or type(exc).__name__,
-                    )
-                    next_at = self.clock() + retry
-                else:
-                    next_at = self.valid_until - self.ttl + interval
-        except asyncio.CancelledError:
-            raise
-        except BaseException as exc:  # a bug here must not leave the holder unfenced
-            self._lose(f"its renewal stopped: {type(exc).__name__}")
-            raise
+        # Any other exception ends the renewals and goes to the task group: the holder
+        # stays fenced by valid_until, which only a renewal that landed moves on.
+        while True:
+            wake = min(next_at, self.valid_until)
+            await self._sleep(max(0.0, wake - self.clock()))
+            if self.remaining() <= 0:
+                self._lose(f"it could not be renewed by {self.expires}")
+                return
+            try:
+                await self._renew_once()
+            except PreconditionFailed:
+                self._lose("another invocation took it over")
+                return
+            except (SinkError, TimeoutError) as exc:
+                log.warning(
+                    "renewing the lease of run %s shard %s failed (%s); trying again",
+                    self.run_id,
+                    self.shard,
+                    exc or type(exc).__name__,
+                )
+                next_at = self.clock() + retry
+            else:
+                next_at = self.valid_until - self.ttl + interval
 
     async def _renew_once(self) -> None:
         assert self._record is not None
