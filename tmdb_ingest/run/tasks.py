@@ -78,4 +78,3 @@ class RunTasks:
         except Exception as exc:
             log.debug("%s failed", name, exc_info=True)
             self.stop.fail(InternalError(f"{name} failed: {type(exc).__name__}: {exc}"))
-
