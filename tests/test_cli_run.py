@@ -253,3 +253,25 @@ def test_a_second_ctrl_c_stops_at_once_and_exactly_once_still_holds(
     final = subprocess.run([*argv, "--json"], env=env, capture_output=True, text=True, timeout=120)
     assert final.returncode == 0, final.stderr
     read_dir(out).assert_exactly_once(select_ids(csv).ids)
+
+
+@pytest.mark.slow
+def test_a_second_ctrl_c_still_prints_the_json_summary(csv: Path, tmp_path: Path) -> None:
+    """Ctrl-C while requests are in flight (3 s each), then Ctrl-C again: the run stops
+    without waiting for them, exit 130, and `--json` still prints the summary (not done)."""
+    out = tmp_path / "out"
+    env = {**os.environ, "TMDB_API_KEY": KEY}
+    with EmulatorThread(EmulatorConfig(latency_ms=3000)) as slow:
+        argv = [sys.executable, "-m", "tmdb_ingest", "run", str(csv), "--out-dir", str(out)]
+        argv += ["--tmdb-url", slow.url, "--rate", "60", "--batch-size", "7", "--json"]
+        proc = _start_and_wait_for_landing(argv, env, out)
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.3)  # a second, separate Ctrl-C (two at once are one signal)
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    assert "SIGINT again: stopping at once" in stderr
+    summary = last_json_line(stdout)
+    assert summary["done"] is False
+    assert summary["fetched"] > 0

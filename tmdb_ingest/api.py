@@ -458,6 +458,8 @@ class _Invocation:
             *(state.layout.run_id, state.layout.shard, self.total, self.skipped, len(todo)),
             self.retried_failed,
         )
+        # a stop sends nothing new: workers waiting for a rate slot give up
+        unsubscribe = self.stop.subscribe(lambda _: self.client.stop_sending())
         try:
             async with self.client, lander.uploading(self.tasks):
                 for imdb_id in bad:
@@ -473,6 +475,8 @@ class _Invocation:
                 )
         except FatalError as exc:
             self.stop.fail(exc)
+        finally:
+            unsubscribe()
         report = None
         try:
             report = await state.save()

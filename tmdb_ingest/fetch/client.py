@@ -72,6 +72,10 @@ _CHECK_POLICY_ATTEMPTS = 3
 _CHECK_POLICY_BACKOFF = 0.5
 
 
+class _NotSent(Exception):
+    """The client stopped sending (:meth:`TmdbClient.stop_sending`) before this attempt."""
+
+
 class TmdbClient:
     """Fetches movie details from TMDB, one id per request, within its limits.
 
@@ -105,6 +109,8 @@ class TmdbClient:
         self._rng = rng or random.Random()
         self.stats = RequestStats()
         self.tmdb_seen = False  # any answer so far that TMDB (not a proxy) gave
+        self._sending_stopped = False
+        self._waiting_for_slot: set[asyncio.Timeout] = set()
         self._params: dict[str, str] = {}
         self._headers = {"Accept": "application/json"}
         if access_token:
@@ -165,6 +171,37 @@ class TmdbClient:
             await self._session.close()
             self._session = None
 
+    def stop_sending(self) -> None:
+        """Send nothing new from now on: a stop was asked (a signal, a lost lease).
+
+        Calls waiting for a rate slot give up at once and every later attempt is not
+        sent: those ids come back ``unresolved``. Requests already sent go on, within
+        their timeout. The limiter is not touched.
+        """
+        self._sending_stopped = True
+        now = asyncio.get_running_loop().time()
+        for waiting in self._waiting_for_slot:
+            waiting.reschedule(now)
+
+    async def _slot(self) -> float:
+        """A rate slot (its grant time), unless :meth:`stop_sending` comes first."""
+        if self._sending_stopped:
+            raise _NotSent
+        # A timeout with no deadline is a cancel scope: stop_sending moves its deadline to
+        # now, which cancels the acquire (and only it) cleanly.
+        waiting = asyncio.timeout(None)
+        try:
+            async with waiting:
+                self._waiting_for_slot.add(waiting)
+                try:
+                    return await self.limiter.acquire()
+                finally:
+                    self._waiting_for_slot.discard(waiting)
+        except TimeoutError:
+            if waiting.expired():
+                raise _NotSent from None
+            raise
+
     def url_for(self, imdb_id: str) -> str:
         """The movie-details URL for a validated IMDb id (no credentials in it)."""
         if not is_imdb_id(imdb_id):
@@ -175,7 +212,7 @@ class TmdbClient:
 
     async def _attempt(self, imdb_id: str, url: str) -> FetchResult:
         async with self._slots:
-            sent_at = await self.limiter.acquire()
+            sent_at = await self._slot()
             stats = self.stats
             stats.requests += 1
             stats.in_flight += 1
@@ -241,6 +278,8 @@ class TmdbClient:
         tries = Tries(policy or self.policy, rng=self._rng, retry_until=retry_until)
         try:
             return await tries.run(imdb_id, lambda: self._attempt(imdb_id, url))
+        except _NotSent:
+            return FetchResult(imdb_id, Outcome.UNRESOLVED, attempts=tries.attempts)
         finally:
             self.stats.retries += max(0, tries.attempts - 1)
 

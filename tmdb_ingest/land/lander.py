@@ -105,6 +105,7 @@ class Lander:
         self._stop = deadline.stop_request
         self._write_failed = False
         self._uploaders_left = 0
+        self._uploads_running = 0
         self._no_uploaders = asyncio.Event()
 
     # -- the hand-over (synchronous) ------------------------------------------------------
@@ -205,7 +206,11 @@ class Lander:
         finally:
             for wait in waits:
                 wait.cancel()
-        if waits[0] not in done and self._stop.urgent:
+        if (
+            waits[0] not in done
+            and self._stop.urgent
+            and (self._uploads_running or self._jobs.qsize())
+        ):
             log.warning(
                 "%s: uploads in flight and %d queued were not waited for; the next run redoes them",
                 *(self._stop.reason, self._jobs.qsize()),
@@ -217,7 +222,11 @@ class Lander:
                 job = await self._jobs.get()
                 try:
                     if not self._write_failed:
-                        await self._upload(job)
+                        self._uploads_running += 1
+                        try:
+                            await self._upload(job)
+                        finally:
+                            self._uploads_running -= 1
                 except FatalError as exc:
                     self._fail(exc)
                 except Exception as exc:  # a bug: the run stops on it, it never hangs
