@@ -10,6 +10,7 @@ import pytest
 
 from tmdb_ingest.config.settings import Settings, Shard
 from tmdb_ingest.errors import SinkError
+from tmdb_ingest.fetch.client import Outcome
 from tmdb_ingest.land.sinks import LocalSink
 from tmdb_ingest.run.state import ReportEntry, RunState, derive_run_id, in_shard, shard_of
 
@@ -39,7 +40,7 @@ async def test_state_is_rebuilt_from_manifests_when_the_checkpoint_is_lost(tmp_p
     """Deleting (or damaging) the checkpoint loses nothing: manifests and data files say it all."""
     state = await open_state(tmp_path)
     await state.write_batch(state.layout.new_namer().next(), ["tt0000001"], b"[{}]")
-    await state.write_outcomes("o", [ReportEntry("tt0000009", "not_found", "HTTP 404")])
+    await state.write_outcomes("o", [ReportEntry("tt0000009", Outcome.NOT_FOUND, "HTTP 404")])
     await state.save()
     checkpoint = tmp_path / state.layout.checkpoint_key
     checkpoint.write_bytes(b"{not json")
@@ -66,8 +67,8 @@ async def test_a_damaged_run_file_is_a_clear_error(tmp_path: Path) -> None:
 async def test_the_report_lists_every_reported_id_once_sorted(tmp_path: Path) -> None:
     """save() writes one JSON line per reported id, with imdb_id, outcome and reason."""
     state = await open_state(tmp_path)
-    await state.write_outcomes("o2", [ReportEntry("tt0000005", "failed", "HTTP 503")])
-    await state.write_outcomes("o1", [ReportEntry("tt0000002", "not_found", "HTTP 404")])
+    await state.write_outcomes("o2", [ReportEntry("tt0000005", Outcome.FAILED, "HTTP 503")])
+    await state.write_outcomes("o1", [ReportEntry("tt0000002", Outcome.NOT_FOUND, "HTTP 404")])
     uri = await state.save()
     assert uri is not None
     lines = [orjson.loads(line) for line in Path(uri).read_bytes().splitlines()]

@@ -41,7 +41,7 @@ from tmdb_ingest.land.sinks import LocalSink, S3Sink, Sink
 from tmdb_ingest.run.deadline import Deadline
 from tmdb_ingest.run.layout import LakeLayout
 from tmdb_ingest.run.lease import FencedSink, Lease
-from tmdb_ingest.run.state import RunState, derive_run_id, find_run, in_shard
+from tmdb_ingest.run.state import FoundRun, RunState, derive_run_id, find_run, in_shard
 from tmdb_ingest.run.stopping import StopRequest
 from tmdb_ingest.run.tasks import RunTasks
 from tmdb_ingest.summary import Progress, Snapshot, Summary, one_line
@@ -232,10 +232,7 @@ async def _ingest_into(
         stop=stop,
     )
     work = _Work.of(ids, settings, options.today)
-    found = selection.found if selection is not None else None
-    if found is None or found.run_id != work.run_id:
-        lake = LakeLayout.of(settings.prefix, settings.state_prefix)
-        found = await find_run(sink, lake, work.run_id)
+    found = await _found_run(sink, settings, work.run_id, selection)
     async with RunTasks(stop) as tasks, AsyncExitStack() as stack:
         try:
             lease = await _hold_lease(
@@ -254,15 +251,10 @@ async def _ingest_into(
         if selection is not None:
             await selection.save(fenced)
         state = await RunState.open(
-            fenced,
-            prefix=settings.prefix,
-            run_id=work.run_id,
-            shard=settings.shard,
-            today=work.day,
-            file_format=FileFormat.from_settings(settings),
-            selected=work.selected,
-            found=found,
-        )
+            fenced, prefix=settings.prefix, run_id=work.run_id, shard=settings.shard,
+            today=work.day, file_format=FileFormat.from_settings(settings),
+            selected=work.selected, found=found,
+        )  # fmt: skip
         client = TmdbClient.from_settings(
             settings, session=options.session, limiter=options.limiter
         )
@@ -271,6 +263,16 @@ async def _ingest_into(
             async with _progress_ticker(options.progress, run, tasks):
                 return await run.execute(work)
     raise AssertionError("unreachable")  # pragma: no cover (mypy: async with may swallow)
+
+
+async def _found_run(
+    sink: Sink, settings: Settings, run_id: str, selection: RunSelection | None
+) -> FoundRun:
+    """Where ``run_id``'s state is: as the selection found it, else looked up now."""
+    found = selection.found if selection is not None else None
+    if found is not None and found.run_id == run_id:
+        return found
+    return await find_run(sink, LakeLayout.of(settings.prefix, settings.state_prefix), run_id)
 
 
 _frozen_runs = 0

@@ -32,7 +32,7 @@ from tmdb_ingest.config.values import check_file_format
 if TYPE_CHECKING:
     from tmdb_ingest.config.settings import Settings
 
-__all__ = ["DATA_EXTENSIONS", "JSON_ARRAY", "Batch", "Batcher", "FileFormat", "encode_batch"]
+__all__ = ["DATA_EXTENSIONS", "JSON_ARRAY", "Batch", "Batcher", "FileFormat"]
 
 # Every name a data file can end with, longest first (for stripping it off a key).
 DATA_EXTENSIONS = (".ndjson.gz", ".json.gz", ".ndjson", ".json")
@@ -89,13 +89,6 @@ def _one_line(body: bytes) -> bytes:
     return body
 
 
-def encode_batch(
-    bodies: Sequence[bytes], format: str = "json", compress: str | None = None
-) -> bytes:
-    """Join raw JSON object bodies into the bytes of one data file (see :class:`FileFormat`)."""
-    return FileFormat(format, compress).encode(bodies)
-
-
 @dataclass(slots=True)
 class Batch:
     """Up to ``batch_size`` fetched movies, in the order they arrived."""
@@ -135,8 +128,3 @@ class Batcher:
             return None
         partial, self._current = self._current, Batch()
         return partial
-
-    @property
-    def pending(self) -> int:
-        """Movies held in the partial batch."""
-        return len(self._current)

@@ -136,9 +136,7 @@ class Lander:
         else:
             counts.seen_failed += 1
             log.warning("failed %s: %s", result.imdb_id, result.reason)
-        self._outcomes.append(
-            ReportEntry(result.imdb_id, result.outcome.value, result.reason or "")
-        )
+        self._outcomes.append(ReportEntry(result.imdb_id, result.outcome, result.reason or ""))
         if len(self._outcomes) >= self._batch_size:
             self._jobs.put_nowait(ReportChunk(self._outcomes))
             self._outcomes = []
@@ -262,6 +260,6 @@ class Lander:
             log.debug("landed %s (%d movies)", key, len(batch))
         else:
             await self._state.write_outcomes(name, job.entries)
-            counts.not_found += sum(e.outcome == "not_found" for e in job.entries)
-            counts.failed += sum(e.outcome == "failed" for e in job.entries)
+            counts.not_found += sum(e.outcome is Outcome.NOT_FOUND for e in job.entries)
+            counts.failed += sum(e.outcome is Outcome.FAILED for e in job.entries)
         self._deadline.upload_took(self._deadline.now() - started)

@@ -37,6 +37,7 @@ import orjson
 
 from tmdb_ingest.config.settings import Settings, Shard
 from tmdb_ingest.errors import PreconditionFailed, SinkError
+from tmdb_ingest.fetch.client import Outcome
 from tmdb_ingest.land.formats import JSON_ARRAY, FileFormat
 from tmdb_ingest.land.sinks import Sink
 from tmdb_ingest.run.layout import LakeLayout, RunLayout
@@ -91,12 +92,12 @@ class ReportEntry:
     """One id that is not in a data file, and why."""
 
     imdb_id: str
-    outcome: str  # "not_found" or "failed"
+    outcome: Outcome  # NOT_FOUND or FAILED
     reason: str
 
     def to_json(self) -> bytes:
         return orjson.dumps(
-            {"imdb_id": self.imdb_id, "outcome": self.outcome, "reason": self.reason}
+            {"imdb_id": self.imdb_id, "outcome": self.outcome.value, "reason": self.reason}
         )
 
 
@@ -236,7 +237,8 @@ class RunState:
                 saved = orjson.loads(raw)
                 self.landed = {k: list(v) for k, v in saved["landed"].items()}
                 self.reported = {
-                    k: [ReportEntry(*e) for e in v] for k, v in saved["reported"].items()
+                    k: [ReportEntry(e[0], Outcome(e[1]), e[2]) for e in v]
+                    for k, v in saved["reported"].items()
                 }
                 self.orphaned = set(saved["dead"])  # the checkpoint's name for them
                 selected = saved.get("selected")
@@ -275,7 +277,7 @@ class RunState:
             for line in body.splitlines():
                 if line.strip():
                     e = orjson.loads(line)
-                    entries.append(ReportEntry(e["imdb_id"], e["outcome"], e["reason"]))
+                    entries.append(ReportEntry(e["imdb_id"], Outcome(e["outcome"]), e["reason"]))
             self.reported[name] = entries
 
     def landed_ids(self) -> set[str]:
@@ -300,7 +302,7 @@ class RunState:
         An id whose latest outcome is ``failed`` is not done: the next invocation of the
         run tries it again.
         """
-        final = {i for i, e in self.latest_outcomes().items() if e.outcome == "not_found"}
+        final = {i for i, e in self.latest_outcomes().items() if e.outcome is Outcome.NOT_FOUND}
         return self.landed_ids() | final
 
     def resolved_ids(self) -> set[str]:
@@ -337,7 +339,8 @@ class RunState:
             "shard": str(self.layout.shard),
             "landed": self.landed,
             "reported": {
-                k: [[e.imdb_id, e.outcome, e.reason] for e in v] for k, v in self.reported.items()
+                k: [[e.imdb_id, e.outcome.value, e.reason] for e in v]
+                for k, v in self.reported.items()
             },
             "dead": sorted(self.orphaned),  # kept: older invocations read it
             "selected": self.selected,

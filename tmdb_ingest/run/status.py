@@ -24,6 +24,7 @@ import orjson
 
 from tmdb_ingest.config.settings import DEFAULT_PREFIX, Settings, Shard
 from tmdb_ingest.errors import ConfigError, SinkError
+from tmdb_ingest.fetch.client import Outcome
 from tmdb_ingest.land.sinks import LocalSink, S3Sink, Sink
 from tmdb_ingest.run.layout import LakeLayout, RunLayout
 from tmdb_ingest.run.state import RunState, find_run
@@ -156,7 +157,7 @@ def _shard_status(state: RunState) -> ShardStatus:
     failed: set[str] = set()
     for entries in state.reported.values():
         for e in entries:
-            (not_found if e.outcome == "not_found" else failed).add(e.imdb_id)
+            (not_found if e.outcome is Outcome.NOT_FOUND else failed).add(e.imdb_id)
     not_found -= landed
     failed -= landed | not_found
     resolved = len(landed) + len(not_found) + len(failed)
