@@ -37,7 +37,8 @@ from tmdb_ingest.fetch.rate.limiter import Limiter
 from tmdb_ingest.ids import is_imdb_id
 from tmdb_ingest.land.formats import FileFormat
 from tmdb_ingest.land.lander import Lander
-from tmdb_ingest.land.sinks import LocalSink, S3Sink, Sink
+from tmdb_ingest.land.opening import open_sink
+from tmdb_ingest.land.sinks import Sink
 from tmdb_ingest.run.deadline import Deadline
 from tmdb_ingest.run.layout import LakeLayout
 from tmdb_ingest.run.lease import FencedSink, Lease
@@ -55,20 +56,6 @@ log = logging.getLogger("tmdb_ingest")
 T = TypeVar("T")
 
 _MALFORMED = "malformed IMDb id; not sent"
-
-
-def open_sink(settings: Settings) -> S3Sink | LocalSink:
-    """The sink the settings name, to be entered with ``async with``."""
-    settings.require_sink()
-    if settings.bucket is not None:
-        return S3Sink(
-            settings.bucket,
-            check_prefix=f"{LakeLayout.of(settings.prefix, settings.state_prefix).state_root}/",
-            endpoint_url=settings.s3_endpoint_url,
-            max_pool_connections=settings.upload_concurrency * 2 + 4,
-        )
-    assert settings.out_dir is not None
-    return LocalSink(settings.out_dir)
 
 
 async def ingest(

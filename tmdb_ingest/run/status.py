@@ -25,7 +25,7 @@ import orjson
 from tmdb_ingest.config.settings import DEFAULT_PREFIX, Settings, Shard
 from tmdb_ingest.errors import ConfigError, SinkError
 from tmdb_ingest.fetch.client import Outcome
-from tmdb_ingest.land.sinks import LocalSink, S3Sink, Sink
+from tmdb_ingest.land.sinks import Sink
 from tmdb_ingest.run.layout import LakeLayout, RunLayout
 from tmdb_ingest.run.state import RunState, find_run
 
@@ -254,15 +254,11 @@ def command(args: argparse.Namespace) -> int:
 
 
 async def _status(settings: Settings, run_id: str | None) -> RunStatus:
-    sink: S3Sink | LocalSink
-    if settings.bucket is not None:
-        sink = S3Sink(settings.bucket, endpoint_url=settings.s3_endpoint_url)
-    else:
-        assert settings.out_dir is not None
-        if not settings.out_dir.is_dir():
-            raise SinkError(f"no folder {settings.out_dir}")
-        sink = LocalSink(settings.out_dir)
-    async with sink:
+    from tmdb_ingest.land.opening import open_sink
+
+    if settings.out_dir is not None and not settings.out_dir.is_dir():
+        raise SinkError(f"no folder {settings.out_dir}")  # reading creates nothing
+    async with open_sink(settings) as sink:
         return await run_status(
             sink, prefix=settings.prefix, state_root=settings.state_prefix, run_id=run_id
         )
