@@ -261,7 +261,7 @@ def test_a_second_ctrl_c_still_prints_the_json_summary(csv: Path, tmp_path: Path
     without waiting for them, exit 130, and `--json` still prints the summary (not done)."""
     out = tmp_path / "out"
     env = {**os.environ, "TMDB_API_KEY": KEY}
-    with EmulatorThread(EmulatorConfig(latency_ms=3000)) as slow:
+    with local_tmdb(latency_ms=3000) as slow:
         argv = [sys.executable, "-m", "tmdb_ingest", "run", str(csv), "--out-dir", str(out)]
         argv += ["--tmdb-url", slow.url, "--rate", "60", "--batch-size", "7", "--json"]
         proc = _start_and_wait_for_landing(argv, env, out)

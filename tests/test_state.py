@@ -10,7 +10,7 @@ import pytest
 
 from tmdb_ingest.config.settings import Settings, Shard
 from tmdb_ingest.errors import SinkError
-from tmdb_ingest.fetch.client import Outcome
+from tmdb_ingest.fetch.outcomes import Outcome
 from tmdb_ingest.land.sinks import LocalSink
 from tmdb_ingest.run.state import ReportEntry, RunState, derive_run_id, in_shard, shard_of
 

@@ -14,14 +14,16 @@ import orjson
 import pytest
 
 from tests.helpers import ids
-from tests.memory_sink import MemorySink
-from tests.virtual_time import run_virtual
+from tests.virtual_clock import run_virtual
 from tmdb_ingest.api import ingest
 from tmdb_ingest.config.settings import Secret, Settings
+from tmdb_ingest.config.values import Rate
 from tmdb_ingest.emulator.server import EmulatorConfig, EmulatorThread
-from tmdb_ingest.fetch.client import Outcome, TmdbClient
+from tmdb_ingest.fetch.client import TmdbClient
+from tmdb_ingest.fetch.outcomes import Outcome
 from tmdb_ingest.fetch.rate.limiter import Limiter, make_limiter
 from tmdb_ingest.run.stopping import StopRequest
+from tmdb_ingest.testing import MemorySink
 
 
 class RecordingLimiter:
@@ -81,7 +83,7 @@ def test_stop_sending_makes_waiters_for_a_slot_give_up_at_once() -> None:
     async def scenario() -> None:
         loop = asyncio.get_running_loop()
         session = StubSession(latency=0.3)
-        limiter = RecordingLimiter(make_limiter(2.0, clock=loop.time), loop.time)
+        limiter = RecordingLimiter(make_limiter(Rate.fixed(2.0), clock=loop.time), loop.time)
         client = TmdbClient(
             "http://tmdb.invalid/3",
             api_key=Secret("k"),
@@ -118,7 +120,7 @@ def test_a_stop_during_a_run_sends_nothing_new_and_the_log_names_it(
     async def scenario() -> None:
         loop = asyncio.get_running_loop()
         session = StubSession(latency=0.3, stall=frozenset(ids(200)[2:3]))
-        limiter = RecordingLimiter(make_limiter(2.0, clock=loop.time), loop.time)
+        limiter = RecordingLimiter(make_limiter(Rate.fixed(2.0), clock=loop.time), loop.time)
         stop = StopRequest()
         asked: list[float] = []
 
@@ -158,7 +160,7 @@ async def test_after_a_stop_the_emulator_sees_no_request_beyond_those_in_flight(
     20/s; every request the emulator ever received had been granted before the stop."""
     loop = asyncio.get_running_loop()
     with EmulatorThread(EmulatorConfig(latency_ms=50)) as emu:
-        limiter = RecordingLimiter(make_limiter(20.0), time.monotonic)
+        limiter = RecordingLimiter(make_limiter(Rate.fixed(20.0)), time.monotonic)
         stop = StopRequest()
         asked: list[float] = []
 

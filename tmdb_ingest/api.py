@@ -31,7 +31,9 @@ import aiohttp
 
 from tmdb_ingest.config.settings import Settings
 from tmdb_ingest.errors import FatalError, RunBusy, TmdbIngestError
-from tmdb_ingest.fetch.client import ClientPolicy, FetchResult, Outcome, TmdbClient
+from tmdb_ingest.fetch.client import TmdbClient
+from tmdb_ingest.fetch.outcomes import FetchResult, Outcome
+from tmdb_ingest.fetch.policy import ClientPolicy
 from tmdb_ingest.fetch.pool import fetch_all
 from tmdb_ingest.fetch.rate.limiter import Limiter
 from tmdb_ingest.ids import is_imdb_id

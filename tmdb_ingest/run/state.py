@@ -37,7 +37,7 @@ import orjson
 
 from tmdb_ingest.config.settings import Settings, Shard
 from tmdb_ingest.errors import PreconditionFailed, SinkError
-from tmdb_ingest.fetch.client import Outcome
+from tmdb_ingest.fetch.outcomes import Outcome
 from tmdb_ingest.land.formats import JSON_ARRAY, FileFormat
 from tmdb_ingest.land.sinks import Sink
 from tmdb_ingest.run.layout import LakeLayout, RunLayout

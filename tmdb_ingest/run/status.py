@@ -24,7 +24,7 @@ import orjson
 
 from tmdb_ingest.config.settings import DEFAULT_PREFIX, Settings, Shard
 from tmdb_ingest.errors import ConfigError, SinkError
-from tmdb_ingest.fetch.client import Outcome
+from tmdb_ingest.fetch.outcomes import Outcome
 from tmdb_ingest.land.sinks import Sink
 from tmdb_ingest.run.layout import LakeLayout, RunLayout
 from tmdb_ingest.run.state import RunState, find_run
