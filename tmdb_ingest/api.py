@@ -24,7 +24,7 @@ import os
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from contextlib import AsyncExitStack
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
 import aiohttp
@@ -47,7 +47,7 @@ from tmdb_ingest.run.lease import FencedSink, Lease
 from tmdb_ingest.run.state import FoundRun, RunState, derive_run_id, find_run, in_shard
 from tmdb_ingest.run.stopping import StopRequest
 from tmdb_ingest.run.tasks import RunTasks
-from tmdb_ingest.summary import Progress, Snapshot, Summary, one_line
+from tmdb_ingest.summary import Progress, Snapshot, Summary, marked
 
 if TYPE_CHECKING:
     from tmdb_ingest.selection.saved import RunSelection
@@ -399,12 +399,8 @@ E = TypeVar("E", bound=TmdbIngestError)
 
 
 def _with_summary(exc: E, summary: Summary) -> E:
-    """``exc`` carrying ``summary``, its ``busy`` and ``error`` set from ``exc``: the one place
-    that sets them (the CLI and the Lambda handler pass the summary on as it is)."""
-    if isinstance(exc, RunBusy):
-        exc.summary = replace(summary, busy=True, done=False)
-    else:
-        exc.summary = replace(summary, error=one_line(exc), done=False)
+    """``exc`` carrying ``summary``, its ``busy`` or ``error`` set (:func:`marked`)."""
+    exc.summary = marked(summary, exc)
     return exc
 
 

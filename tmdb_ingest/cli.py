@@ -23,7 +23,7 @@ from tmdb_ingest.cli_parser import build_parser, flags_given
 from tmdb_ingest.config.settings import Settings
 from tmdb_ingest.errors import ConfigError, InputError, RunBusy, TmdbIngestError
 from tmdb_ingest.logs import redact
-from tmdb_ingest.summary import Summary, one_line
+from tmdb_ingest.summary import Summary, marked, one_line
 
 if TYPE_CHECKING:
     from tmdb_ingest.run.stopping import StopRequest
@@ -99,7 +99,7 @@ def _stopped(args: Namespace, exc: TmdbIngestError, label: str) -> None:
     """One line on stderr; with --json, the summary so far (busy or error set) on stdout."""
     print(f"tmdb-ingest: {label}: {one_line(exc)}", file=sys.stderr, flush=True)
     if getattr(args, "json", False) and isinstance(exc.summary, Summary):
-        print(exc.summary.to_json(), flush=True)
+        print(marked(exc.summary, exc).to_json(), flush=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -39,7 +39,7 @@ from tmdb_ingest.config.settings import Settings, Shard
 from tmdb_ingest.errors import ConfigError, FatalError, IngestFailed, InputError, RunBusy
 from tmdb_ingest.logs import FIELDS, configure_logging, emf_metrics, redact
 from tmdb_ingest.s3 import S3Uri
-from tmdb_ingest.summary import Summary, one_line
+from tmdb_ingest.summary import Summary, marked, one_line
 
 __all__ = ["METRICS_NAMESPACE", "IngestFailed", "handler", "parse_event", "safety_margin"]
 
@@ -133,13 +133,15 @@ async def _invoke(
         holder = f"lambda:{fields['request_id']}" if fields.get("request_id") else None
         summary = await ingest_csv(csv, settings, started_at=started, holder=holder)
     except RunBusy as exc:
-        # the library sets busy (and error) on the summary it raises with
-        result = exc.summary.as_dict() if exc.summary else {"done": False, "busy": True}
+        result = (
+            marked(exc.summary, exc).as_dict() if exc.summary else {"done": False, "busy": True}
+        )
         log.warning("busy: %s", one_line(exc), extra={FIELDS: result})
         return result
     except FatalError as exc:
         reason = redact(one_line(exc), settings.secrets())  # a second line of defence
         failed = exc.summary if isinstance(exc.summary, Summary) else None
+        failed = marked(failed, exc, reason=reason) if failed is not None else None
         data = failed.as_dict() if failed else {"done": False, "error": reason}
         message = f"{reason}; summary so far: {orjson.dumps(data).decode()}"
         log.error("fatal: %s", message, extra={FIELDS: data})

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Protocol
 
 import orjson
 
-__all__ = ["Progress", "Snapshot", "Summary", "one_line"]
+__all__ = ["Progress", "Snapshot", "Summary", "marked", "one_line"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +82,20 @@ class Progress(Protocol):
     """Receives a :class:`Snapshot` about twice a second."""
 
     def update(self, snapshot: Snapshot) -> None: ...
+
+
+def marked(summary: Summary, exc: BaseException, *, reason: str | None = None) -> Summary:
+    """``summary`` of an invocation that ``exc`` stopped: ``busy`` for RunBusy, else
+    ``error`` (``reason``, default ``exc``'s message on one line, unless already set).
+
+    The one place that sets them: the run when it raises, the CLI and the Lambda handler
+    when they pass a summary on (applying it twice changes nothing).
+    """
+    from tmdb_ingest.errors import RunBusy
+
+    if isinstance(exc, RunBusy):
+        return replace(summary, busy=True, done=False)
+    return replace(summary, error=summary.error or reason or one_line(exc), done=False)
 
 
 def one_line(exc: BaseException) -> str:
