@@ -2,15 +2,17 @@
 
 ::
 
-    ids -> fetch pool (fetchpool.py: workers, limiter, retries) -> lander (lander.py:
-        batcher, report chunks, uploaders) -> run state (state.py: manifest, data file)
-                  ^ deadline.py: when to stop taking ids, when to cancel, what to keep
+    ids -> fetch pool (fetch/pool.py: workers, limiter, retries) -> lander (land/lander.py:
+        batcher, report chunks, uploaders) -> run state (run/state.py: manifest, data file)
+                  ^ run/deadline.py: when to stop taking ids, when to cancel, what to keep
+                  ^ run/stopping.py: the one way to ask the run to stop, with a reason
 
-This module only puts the parts together for one invocation: it opens the sink and the
-run state, sends the first request alone (a rejected key or a wrong URL costs one
-request), runs the pool inside the lander's uploads, saves the state and returns the
-:class:`~tmdb_ingest.summary.Summary`. Memory is bounded by the lander's places, not by
-the number of ids.
+This module only puts the parts together for one invocation: it opens the sink, takes
+the run's lease, opens the run state, sends the first request alone (a rejected key or a
+wrong URL costs one request), runs the pool inside the lander's uploads, saves the state
+and returns the :class:`~tmdb_ingest.summary.Summary`. Every background task of the run
+(lease renewal and watch, uploaders, progress) lives in the run's task group
+(run/tasks.py). Memory is bounded by the lander's places, not by the number of ids.
 """
 
 from __future__ import annotations
