@@ -5,8 +5,9 @@ from the option table (``cli_parser``). Settings come from the flags the user ty
 then the same ``TMDB_INGEST_*`` variables the Lambda reads (secret sources included),
 then the defaults. Exit codes: 0 done, 1 fatal at run time, 2 bad usage/input/
 configuration (found before any request), 3 stopped by the time budget with work left,
-4 busy (another invocation holds the run), 130 / 143 stopped by SIGINT / SIGTERM with the
-state saved; fatal and busy stops print one line on stderr and, with ``--json``, the
+4 busy (another invocation holds the run), 5 done but some ids failed (they are in the
+report; the next invocation of the run tries them again), 130 / 143 stopped by SIGINT /
+SIGTERM with the state saved; fatal and busy stops print one line on stderr and, with ``--json``, the
 summary so far on stdout.
 """
 
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     from tmdb_ingest.run.stopping import StopRequest
 
 EXIT_DONE, EXIT_FATAL, EXIT_USAGE, EXIT_BUDGET, EXIT_BUSY, EXIT_SIGINT = 0, 1, 2, 3, 4, 130
+EXIT_FAILED = 5  # done, but some ids failed: a script that checks the code sees them
 _INTERRUPTED = "interrupted; the state is saved and the same command resumes"
 
 
@@ -83,7 +85,14 @@ def _cmd_run(args: Namespace) -> int:
     if stop.signal is not None and not summary.done:
         print(f"tmdb-ingest: {stop.reason}: {_INTERRUPTED}", file=sys.stderr, flush=True)
         return 128 + stop.signal
-    return EXIT_DONE if summary.done else EXIT_BUDGET
+    return exit_code(summary)
+
+
+def exit_code(summary: Summary) -> int:
+    """0 done, 5 done with failed ids, 3 work left (the budget ran out)."""
+    if not summary.done:
+        return EXIT_BUDGET
+    return EXIT_FAILED if summary.failed else EXIT_DONE
 
 
 def _cmd_emulate(argv: list[str]) -> int:

@@ -32,6 +32,7 @@ EXIT_CODES = (
     ("2", "bad usage, input or configuration, found before any request"),
     ("3", "stopped by the time budget with work left: run the same command again"),
     ("4", "busy: another invocation holds this run and shard; nothing was done"),
+    ("5", "done, but some ids failed (see the report): the same command tries them again"),
     ("130/143", "stopped by SIGINT/SIGTERM, state saved: run the same command again"),
 )
 
