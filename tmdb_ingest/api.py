@@ -34,6 +34,7 @@ from tmdb_ingest.fetch.pool import fetch_all
 from tmdb_ingest.fetch.rate.limiter import Limiter
 from tmdb_ingest.ids import is_imdb_id
 from tmdb_ingest.land.formats import FileFormat
+from tmdb_ingest.land.lake_format import check_lake_format
 from tmdb_ingest.land.lander import Lander
 from tmdb_ingest.land.sinks import LocalSink, S3Sink, Sink
 from tmdb_ingest.run.deadline import Deadline
@@ -131,6 +132,7 @@ async def _checked_sink(stack: AsyncExitStack, sink: Sink | None, settings: Sett
         opened: Sink = await stack.enter_async_context(open_sink(settings))
         sink = opened
     await sink.check()
+    await check_lake_format(sink, settings)  # one lake, one format: before any request
     return sink
 
 
@@ -489,6 +491,7 @@ class _Invocation:
             report=report,
             retried_failed=self.retried_failed,
             error=" ".join(str(fatal).split()) if fatal is not None else None,
+            rate_found=round(self.client.limiter.rate, 1) if self.settings.rate == "auto" else None,
         )
 
 
