@@ -132,7 +132,6 @@ async def _checked_sink(stack: AsyncExitStack, sink: Sink | None, settings: Sett
         opened: Sink = await stack.enter_async_context(open_sink(settings))
         sink = opened
     await sink.check()
-    await check_lake_format(sink, settings)  # one lake, one format: before any request
     return sink
 
 
@@ -187,6 +186,7 @@ async def _ingest_into(
             log.warning("%s while waiting for the lease; nothing was done", stopped.reason)
             return _nothing_done(run_id, settings, selected, deadline, busy=False)
         fenced = FencedSink(sink, lease)  # nothing is written once the lease is lost
+        await check_lake_format(fenced, settings)  # one lake, one format: before any request
         if selection is not None:
             await selection.save(fenced)
         state = await RunState.open(

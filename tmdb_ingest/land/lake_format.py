@@ -15,6 +15,9 @@ the run, one data file is read to tell (its ``.gz`` name says the compression, i
 byte the layout: ``[`` an array, ``{`` one object per line); a marker left by a run that
 landed nothing does not bind the next one. Keys under a ``_`` segment (run state kept in
 the data prefix by old runs) are not data.
+
+:func:`~tmdb_ingest.api.ingest` calls it once per invocation, once it holds the run's
+lease (so that a busy invocation writes nothing) and before any request.
 """
 
 from __future__ import annotations
