@@ -195,7 +195,7 @@ def configuration_markdown() -> str:
     lines = [
         "# Configuration reference",
         "",
-        "<!-- Generated from tmdb_ingest/settings.py (OPTIONS) by",
+        "<!-- Generated from tmdb_ingest/config/settings.py (OPTIONS) by",
         "     `python -m tmdb_ingest.cli_parser > docs/configuration.md`; a test checks it. -->",
         "",
         "One table of options (`tmdb_ingest.config.settings.OPTIONS`) gives the `Settings` fields,",

@@ -6,8 +6,8 @@ record per line. A prefix holding both is readable by neither, so :func:`check_l
 raises :class:`~tmdb_ingest.errors.ConfigError` (CLI exit 2) before any request when the
 run's ``--format``/``--compress`` differ from the data already under its prefix.
 
-How the lake's format is known, cheaply: a small marker, ``{state_root}/_lakes/{prefix}/
-format.json`` (``{"prefix": ..., "format": ..., "compress": ...}``), one GET per
+How the lake's format is known, cheaply: a small marker, ``{state_root}/_lakes/{prefix,
+quoted}.json`` (``{"prefix": ..., "format": ..., "compress": ...}``), one GET per
 invocation. It is created with ``If-None-Match`` by the first run (two first runs racing
 with different formats: one wins, the other is refused). The data stays the authority:
 when there is no marker (a lake landed before it existed) or the marker disagrees with
@@ -23,6 +23,7 @@ lease (so that a busy invocation writes nothing) and before any request.
 from __future__ import annotations
 
 import zlib
+from urllib.parse import quote
 
 import orjson
 
@@ -42,7 +43,8 @@ def lake_format_key(prefix: str, state_root: str) -> str:
     Per prefix, not per state root: two prefixes can share a state root (``Raw/TMDB/JSON``
     and ``Raw/TMDB/NDJSON`` both keep their state in ``Raw/TMDB/_state``).
     """
-    return f"{state_root}/_lakes/{prefix}/format.json"
+    # quoted, slashes included: a glob or a filter on ".../Raw/TMDB/JSON/" must not match it
+    return f"{state_root}/_lakes/{quote(prefix, safe='')}.json"
 
 
 def describe(file_format: FileFormat) -> str:
