@@ -10,9 +10,9 @@ Run it against the emulator and a local S3 (moto's server, from ``pip install -e
 '.[demo]'``; it accepts any credentials, but boto3 needs some to sign with)::
 
     tmdb-ingest emulate --port 8765 &
-    moto_server -p 5000 &
+    moto_server -p 5050 &
     export TMDB_URL=http://127.0.0.1:8765/3 TMDB_API_KEY=test-api-key
-    export AWS_ENDPOINT_URL_S3=http://127.0.0.1:5000
+    export AWS_ENDPOINT_URL_S3=http://127.0.0.1:5050
     export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_DEFAULT_REGION=us-east-1
     python -c "import boto3; boto3.client('s3').create_bucket(Bucket='my-raw-zone')"
     tmdb-ingest sample movies.csv

@@ -1,7 +1,7 @@
 """The README's first hour and each example's docstring, run as written in a shell.
 
 Only what cannot be the same on a shared test machine is changed: the fixed ports (8765
-for the emulator, 5000 for moto) become free ones, and a `sleep` that waits for a server
+for the emulator, 5050 for moto) become free ones, and a `sleep` that waits for a server
 started with `&` becomes a wait until its port answers. Each script runs in an empty
 folder with no TMDB_* or AWS_* variables but its own, and ends every server it started.
 """
@@ -46,7 +46,7 @@ def docstring_block(path: Path) -> str:
 
 def run_shell(script: str, cwd: Path, timeout: float = 240) -> subprocess.CompletedProcess[str]:
     """Run ``script`` in bash with this repo's Python first on PATH and fresh ports."""
-    ports = {"8765": str(free_port()), "5000": str(free_port())}
+    ports = {"8765": str(free_port()), "5050": str(free_port())}
     for fixed, free in ports.items():
         script = re.sub(rf"\b{fixed}\b", free, script)
     wait = " && ".join(
