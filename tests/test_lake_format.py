@@ -16,11 +16,12 @@ from tmdb_ingest.config.settings import Settings
 from tmdb_ingest.emulator.sample import generate_movies_csv
 from tmdb_ingest.emulator.server import EmulatorConfig, EmulatorThread
 from tmdb_ingest.errors import ConfigError
-from tmdb_ingest.land.lake_format import check_lake_format, lake_format_key
+from tmdb_ingest.land.lake_format import check_lake_format
 from tmdb_ingest.land.sinks import LocalSink, S3Sink
+from tmdb_ingest.run.layout import LakeLayout
 
 PREFIX = "Raw/TMDB/JSON"
-MARKER = lake_format_key(PREFIX, "Raw/TMDB/_state")
+MARKER = LakeLayout.of(PREFIX).format_key
 DAY = f"{PREFIX}/2026/12/01"
 ARRAY = b'[{"id": 1, "imdb_id": "tt0000001"}]\n'
 LINES = b'{"id": 1, "imdb_id": "tt0000001"}\n'

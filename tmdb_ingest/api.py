@@ -491,7 +491,7 @@ class _Invocation:
             report=report,
             retried_failed=self.retried_failed,
             error=" ".join(str(fatal).split()) if fatal is not None else None,
-            rate_found=round(self.client.limiter.rate, 1) if self.settings.rate == "auto" else None,
+            rate_found=round(self.client.limiter.rate, 1) if self.settings.rate.adaptive else None,
         )
 
 

@@ -6,8 +6,8 @@ record per line. A prefix holding both is readable by neither, so :func:`check_l
 raises :class:`~tmdb_ingest.errors.ConfigError` (CLI exit 2) before any request when the
 run's ``--format``/``--compress`` differ from the data already under its prefix.
 
-How the lake's format is known, cheaply: a small marker, ``{state_root}/_lakes/{prefix,
-quoted}.json`` (``{"prefix": ..., "format": ..., "compress": ...}``), one GET per
+How the lake's format is known, cheaply: a small marker, ``LakeLayout.format_key``
+(``{"prefix": ..., "format": ..., "compress": ...}``), one GET per
 invocation. It is created with ``If-None-Match`` by the first run (two first runs racing
 with different formats: one wins, the other is refused). The data stays the authority:
 when there is no marker (a lake landed before it existed) or the marker disagrees with
@@ -23,7 +23,6 @@ lease (so that a busy invocation writes nothing) and before any request.
 from __future__ import annotations
 
 import zlib
-from urllib.parse import quote
 
 import orjson
 
@@ -31,20 +30,11 @@ from tmdb_ingest.config.settings import Settings
 from tmdb_ingest.errors import ConfigError, PreconditionFailed
 from tmdb_ingest.land.formats import DATA_EXTENSIONS, FileFormat
 from tmdb_ingest.land.sinks import Sink
+from tmdb_ingest.run.layout import LakeLayout
 
-__all__ = ["check_lake_format", "describe", "lake_format_key"]
+__all__ = ["check_lake_format", "describe"]
 
 _LABEL = "--format/--compress"
-
-
-def lake_format_key(prefix: str, state_root: str) -> str:
-    """Where the format of the data under ``prefix`` is recorded.
-
-    Per prefix, not per state root: two prefixes can share a state root (``Raw/TMDB/JSON``
-    and ``Raw/TMDB/NDJSON`` both keep their state in ``Raw/TMDB/_state``).
-    """
-    # quoted, slashes included: a glob or a filter on ".../Raw/TMDB/JSON/" must not match it
-    return f"{state_root}/_lakes/{quote(prefix, safe='')}.json"
 
 
 def describe(file_format: FileFormat) -> str:
@@ -63,7 +53,7 @@ async def check_lake_format(sink: Sink, settings: Settings) -> None:
     object when the marker agrees with the run; a data file when it does not (or is absent).
     """
     wanted = FileFormat.from_settings(settings)
-    key = lake_format_key(settings.prefix, settings.state_root)
+    key = LakeLayout.of(settings.prefix, settings.state_prefix).format_key
     raw = await sink.get(key)
     recorded = _parse(raw)
     if recorded == wanted:
