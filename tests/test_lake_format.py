@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 
-from tests.memory_sink import MemorySink
 from tmdb_ingest.cli import main
 from tmdb_ingest.config.settings import Settings
 from tmdb_ingest.emulator.sample import generate_movies_csv
@@ -19,6 +18,7 @@ from tmdb_ingest.errors import ConfigError
 from tmdb_ingest.land.lake_format import check_lake_format
 from tmdb_ingest.land.sinks import LocalSink, S3Sink
 from tmdb_ingest.run.layout import LakeLayout
+from tmdb_ingest.testing import MemorySink
 
 PREFIX = "Raw/TMDB/JSON"
 MARKER = LakeLayout.of(PREFIX).format_key
