@@ -15,6 +15,7 @@ from tmdb_ingest.config.settings import Settings
 from tmdb_ingest.emulator.sample import generate_movies_csv
 from tmdb_ingest.emulator.server import EmulatorConfig, EmulatorThread
 from tmdb_ingest.errors import ConfigError
+from tmdb_ingest.land.formats import FileFormat
 from tmdb_ingest.land.lake_format import check_lake_format
 from tmdb_ingest.land.sinks import LocalSink, S3Sink
 from tmdb_ingest.run.layout import LakeLayout
@@ -27,8 +28,10 @@ ARRAY = b'[{"id": 1, "imdb_id": "tt0000001"}]\n'
 LINES = b'{"id": 1, "imdb_id": "tt0000001"}\n'
 
 
-def settings(**changes: Any) -> Settings:
-    return Settings(out_dir=Path("unused"), **changes)
+def settings(**changes: Any) -> tuple[LakeLayout, FileFormat]:
+    """The lake and the format of a run with these settings, as ingest() checks them."""
+    conf = Settings(out_dir=Path("unused"), **changes)
+    return LakeLayout.of(conf.prefix, conf.state_prefix), FileFormat.from_settings(conf)
 
 
 async def put(sink: Any, key: str, body: bytes) -> None:
@@ -40,10 +43,10 @@ async def test_the_first_run_records_its_format_and_the_same_format_passes(
 ) -> None:
     """An empty prefix takes the run's format; the same format again reads one object."""
     sink = LocalSink(tmp_path)
-    await check_lake_format(sink, settings(format="ndjson", compress="gzip"))
+    await check_lake_format(sink, *settings(format="ndjson", compress="gzip"))
     marker = json.loads((tmp_path / MARKER).read_bytes())
     assert marker == {"prefix": PREFIX, "format": "ndjson", "compress": "gzip"}
-    await check_lake_format(sink, settings(format="ndjson", compress="gzip"))
+    await check_lake_format(sink, *settings(format="ndjson", compress="gzip"))
 
 
 @pytest.mark.parametrize(
@@ -63,22 +66,22 @@ async def test_data_of_another_format_is_refused_naming_the_prefix_and_both_form
     await put(sink, f"{DAY}/{name}", body)
     other = {"json": "ndjson", "ndjson": "json"}[lake.split()[0]]
     with pytest.raises(ConfigError) as caught:
-        await check_lake_format(sink, settings(format=other))
+        await check_lake_format(sink, *settings(format=other))
     message = str(caught.value)
     assert f"{tmp_path / PREFIX} already holds {lake} data files" in message
     assert f"would add {other} files" in message
     assert caught.value.field == "format"
     assert not (tmp_path / MARKER).exists()
     same = lake.split(" + ")
-    await check_lake_format(sink, settings(format=same[0], compress="gzip" if same[1:] else None))
+    await check_lake_format(sink, *settings(format=same[0], compress="gzip" if same[1:] else None))
     assert (tmp_path / MARKER).exists()
 
 
 async def test_a_marker_without_data_does_not_bind_the_next_run(tmp_path: Path) -> None:
     """A first run that landed nothing (a rejected key) leaves the prefix free."""
     sink = LocalSink(tmp_path)
-    await check_lake_format(sink, settings(format="json"))
-    await check_lake_format(sink, settings(format="ndjson"))
+    await check_lake_format(sink, *settings(format="json"))
+    await check_lake_format(sink, *settings(format="ndjson"))
     assert json.loads((tmp_path / MARKER).read_bytes())["format"] == "ndjson"
 
 
@@ -86,17 +89,17 @@ async def test_state_kept_in_the_data_prefix_is_not_data(tmp_path: Path) -> None
     """Old runs kept their state in {prefix}/_state: those JSON files say nothing."""
     sink = LocalSink(tmp_path)
     await put(sink, f"{PREFIX}/_state/run-1/run.json", b'{"run_id": "run-1"}')
-    await check_lake_format(sink, settings(format="ndjson"))
+    await check_lake_format(sink, *settings(format="ndjson"))
 
 
 async def test_another_prefix_is_another_lake(tmp_path: Path) -> None:
     """Prefixes sharing a state root keep their formats apart."""
     sink = LocalSink(tmp_path)
     await put(sink, f"{DAY}/a.json", ARRAY)
-    await check_lake_format(sink, settings(format="json"))
-    await check_lake_format(sink, settings(format="ndjson", prefix="Raw/TMDB/NDJSON"))
+    await check_lake_format(sink, *settings(format="json"))
+    await check_lake_format(sink, *settings(format="ndjson", prefix="Raw/TMDB/NDJSON"))
     with pytest.raises(ConfigError):
-        await check_lake_format(sink, settings(format="ndjson"))
+        await check_lake_format(sink, *settings(format="ndjson"))
 
 
 class _LateMarker(MemorySink):
@@ -119,16 +122,16 @@ async def test_two_first_runs_with_different_formats_one_is_refused() -> None:
     """The marker's If-None-Match decides between two first runs racing."""
     sink = _LateMarker(b'{"prefix": "Raw/TMDB/JSON", "format": "json", "compress": null}')
     with pytest.raises(ConfigError, match="already holds json data files"):
-        await check_lake_format(sink, settings(format="ndjson"))  # type: ignore[arg-type]
+        await check_lake_format(sink, *settings(format="ndjson"))  # type: ignore[arg-type]
 
 
 async def test_s3_data_of_another_format_is_refused(s3_endpoint: str, bucket: str) -> None:
     """The same on S3 (moto): the marker, then a refusal that names the bucket's prefix."""
     async with S3Sink(bucket, endpoint_url=s3_endpoint) as sink:
-        await check_lake_format(sink, Settings(bucket=bucket))
+        await check_lake_format(sink, LakeLayout.of(PREFIX), FileFormat())
         await put(sink, f"{DAY}/a.json", ARRAY)
         with pytest.raises(ConfigError, match=f"s3://{bucket}/{PREFIX} already holds json"):
-            await check_lake_format(sink, Settings(bucket=bucket, compress="gzip"))
+            await check_lake_format(sink, LakeLayout.of(PREFIX), FileFormat("json", "gzip"))
 
 
 # --- through the command line, against the emulator ---
@@ -174,3 +177,16 @@ def test_the_readme_mistake_is_exit_2_before_any_request(
     assert tmdb.stats.requests == requests  # refused before any request
     elsewhere = ["--prefix", "Raw/TMDB/NDJSON", "--format", "ndjson", "--compress", "gzip"]
     assert main([*argv, *elsewhere]) == 0
+
+
+async def test_an_old_run_resumed_in_the_legacy_place_is_checked_but_records_nothing(
+    tmp_path: Path,
+) -> None:
+    """State in {prefix}/_state (an old run): refused on another format, and no marker."""
+    sink = LocalSink(tmp_path)
+    await put(sink, f"{DAY}/a.json", ARRAY)
+    old = LakeLayout.of(PREFIX).legacy
+    with pytest.raises(ConfigError, match="already holds json data files"):
+        await check_lake_format(sink, old, FileFormat("ndjson"))
+    await check_lake_format(sink, old, FileFormat())
+    assert [p.name for p in tmp_path.rglob("*") if p.is_file()] == ["a.json"]

@@ -186,7 +186,8 @@ async def _ingest_into(
             log.warning("%s while waiting for the lease; nothing was done", stopped.reason)
             return _nothing_done(run_id, settings, selected, deadline, busy=False)
         fenced = FencedSink(sink, lease)  # nothing is written once the lease is lost
-        await check_lake_format(fenced, settings)  # one lake, one format: before any request
+        # one lake, one format: checked before any request (and before anything is written)
+        await check_lake_format(fenced, found.lake, FileFormat.from_settings(settings))
         if selection is not None:
             await selection.save(fenced)
         state = await RunState.open(

@@ -26,7 +26,6 @@ import zlib
 
 import orjson
 
-from tmdb_ingest.config.settings import Settings
 from tmdb_ingest.errors import ConfigError, PreconditionFailed
 from tmdb_ingest.land.formats import DATA_EXTENSIONS, FileFormat
 from tmdb_ingest.land.sinks import Sink
@@ -46,25 +45,27 @@ def _flags(file_format: FileFormat) -> str:
     return f"--format {file_format.format}" + (" --compress gzip" if file_format.compress else "")
 
 
-async def check_lake_format(sink: Sink, settings: Settings) -> None:
-    """Raise ConfigError if the data under ``settings.prefix`` is in another format.
+async def check_lake_format(sink: Sink, lake: LakeLayout, wanted: FileFormat) -> None:
+    """Raise ConfigError if the data under ``lake.prefix`` is in another format than ``wanted``.
 
-    Records the run's format for the prefix when the prefix has none yet. Reads one small
-    object when the marker agrees with the run; a data file when it does not (or is absent).
+    Records ``wanted`` for the prefix when the prefix has no format yet, at
+    ``lake.format_key``. Reads one small object when the marker agrees with the run; a
+    data file when it does not (or is absent). A run whose state is in the legacy place
+    (``{prefix}/_state``, an old run resumed) is checked against the data but records
+    nothing: it writes only to its own old folder.
     """
-    wanted = FileFormat.from_settings(settings)
-    key = LakeLayout.of(settings.prefix, settings.state_prefix).format_key
+    key, prefix = lake.format_key, lake.prefix
     raw = await sink.get(key)
     recorded = _parse(raw)
     if recorded == wanted:
         return
-    found = await _format_of_data(sink, settings.prefix)
+    found = await _format_of_data(sink, prefix)
     if found is not None and found != wanted:
-        raise _refusal(sink, settings.prefix, found, wanted)
-    lake = found or wanted
-    body = orjson.dumps(
-        {"prefix": settings.prefix, "format": lake.format, "compress": lake.compress}
-    )
+        raise _refusal(sink, prefix, found, wanted)
+    if lake.is_legacy:
+        return
+    chosen = found or wanted
+    body = orjson.dumps({"prefix": prefix, "format": chosen.format, "compress": chosen.compress})
     if raw is not None:
         await sink.put(key, body)  # the marker was wrong about the data: the data wins
         return
@@ -74,7 +75,7 @@ async def check_lake_format(sink: Sink, settings: Settings) -> None:
         # Another first run recorded its format meanwhile (with other bytes): theirs holds.
         other = _parse(await sink.get(key))
         if other is not None and other != wanted:
-            raise _refusal(sink, settings.prefix, other, wanted) from None
+            raise _refusal(sink, prefix, other, wanted) from None
 
 
 def _parse(raw: bytes | None) -> FileFormat | None:
