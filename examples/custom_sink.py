@@ -13,6 +13,7 @@ Run it against the emulator::
 
     tmdb-ingest emulate --port 8765 &
     export TMDB_URL=http://127.0.0.1:8765/3 TMDB_API_KEY=test-api-key
+    tmdb-ingest sample movies.csv
     python examples/custom_sink.py movies.csv
 
 It prints the keys written and their sizes, then one JSON object on the last line: the

@@ -9,6 +9,7 @@ Run it against the emulator::
 
     tmdb-ingest emulate --port 8765 &
     export TMDB_URL=http://127.0.0.1:8765/3 TMDB_API_KEY=test-api-key
+    tmdb-ingest sample movies.csv
     python examples/ingest_to_folder.py movies.csv ./raw-zone
 
 It prints each data file with its number of movies, then the summary as one JSON object

@@ -10,6 +10,7 @@ Run it against the emulator::
 
     tmdb-ingest emulate --port 8765 &
     export TMDB_URL=http://127.0.0.1:8765/3 TMDB_API_KEY=test-api-key
+    tmdb-ingest sample movies.csv
     python examples/read_summary.py movies.csv ./raw-zone
 
 It prints the summary field by field, the report's lines grouped by outcome, and last

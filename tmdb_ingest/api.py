@@ -40,6 +40,7 @@ from tmdb_ingest.fetch.pool import fetch_all
 from tmdb_ingest.fetch.rate.limiter import Limiter
 from tmdb_ingest.ids import is_imdb_id
 from tmdb_ingest.land.formats import FileFormat
+from tmdb_ingest.land.lake_format import check_lake_format
 from tmdb_ingest.land.lander import Lander
 from tmdb_ingest.land.opening import open_sink
 from tmdb_ingest.land.sinks import Sink
@@ -239,6 +240,8 @@ async def _ingest_into(
         except RunBusy as exc:
             raise _with_summary(exc, _nothing_done(work, settings, deadline)) from None
         fenced = FencedSink(sink, lease)  # nothing is written once the lease is lost
+        # one lake, one format: checked before any request (and before anything is written)
+        await check_lake_format(fenced, found.lake, FileFormat.from_settings(settings))
         if selection is not None:
             await selection.save(fenced)
         state = await RunState.open(
@@ -521,6 +524,7 @@ class _Invocation:
             done=done,
             report=report,
             retried_failed=self.retried_failed,
+            rate_found=round(self.client.limiter.rate, 1) if self.settings.rate.adaptive else None,
         )
 
 

@@ -5,9 +5,10 @@ from the option table (``cli_parser``). Settings come from the flags the user ty
 then the same ``TMDB_INGEST_*`` variables the Lambda reads (secret sources included),
 then the defaults. Exit codes: 0 done, 1 fatal at run time, 2 bad usage/input/
 configuration (found before any request), 3 stopped by the time budget with work left,
-4 busy (another invocation holds the run), 130 / 143 stopped by SIGINT / SIGTERM with the
-state saved; fatal and busy stops print one line on stderr and, with ``--json``, the
-summary so far on stdout.
+4 busy (another invocation holds the run), 5 done but some ids failed (they are in the
+report; the next invocation of the run tries them again), 130 / 143 stopped by SIGINT /
+SIGTERM with the state saved; fatal and busy stops print one line on stderr and, with
+``--json``, the summary so far on stdout.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from tmdb_ingest.run.stopping import StopRequest
 
 EXIT_DONE, EXIT_FATAL, EXIT_USAGE, EXIT_BUDGET, EXIT_BUSY, EXIT_SIGINT = 0, 1, 2, 3, 4, 130
+EXIT_FAILED = 5  # done, but some ids failed: a script that checks the code sees them
 _INTERRUPTED = "interrupted; the state is saved and the same command resumes"
 
 
@@ -60,6 +62,7 @@ async def _run(args: Namespace, stop: StopRequest) -> Summary:
         credentials = await credentials_from_env(os.environ)
         settings = Settings.from_env(flags=flags_given(args), **credentials)
         settings.require_sink()
+        _check_out_dir(settings)
         configure_logging(settings.secrets(), verbose=args.verbose)
         with progress_for(sys.stderr) as progress:
             return await ingest_csv(
@@ -82,7 +85,14 @@ def _cmd_run(args: Namespace) -> int:
     if stop.signal is not None and not summary.done:
         print(f"tmdb-ingest: {stop.reason}: {_INTERRUPTED}", file=sys.stderr, flush=True)
         return 128 + stop.signal
-    return EXIT_DONE if summary.done else EXIT_BUDGET
+    return exit_code(summary)
+
+
+def exit_code(summary: Summary) -> int:
+    """0 done, 5 done with failed ids, 3 work left (the budget ran out)."""
+    if not summary.done:
+        return EXIT_BUDGET
+    return EXIT_FAILED if summary.failed else EXIT_DONE
 
 
 def _cmd_emulate(argv: list[str]) -> int:
@@ -90,9 +100,39 @@ def _cmd_emulate(argv: list[str]) -> int:
 
     from tmdb_ingest.emulator.cli import add_arguments, run
 
-    parser = argparse.ArgumentParser(prog="tmdb-ingest emulate", description="The TMDB emulator.")
+    parser = argparse.ArgumentParser(
+        prog="tmdb-ingest emulate", description="The TMDB emulator.", allow_abbrev=False
+    )
     add_arguments(parser)
     return run(parser.parse_args(argv))
+
+
+def _cmd_sample(args: Namespace) -> int:
+    from pathlib import Path
+
+    from tmdb_ingest.emulator.sample import generate_movies_csv
+    from tmdb_ingest.selection.reader import select_ids
+
+    out = Path(args.out)
+    if out.is_dir():
+        raise ConfigError("OUT.csv", f"{out} is a folder; give the name of the file to write")
+    if not out.parent.is_dir():
+        raise ConfigError("OUT.csv", f"no folder {out.parent} to write {out.name} in")
+    sample = generate_movies_csv(out, movies=args.movies, seed=args.seed)
+    selected = len(select_ids(out).ids)
+    print(
+        f"wrote {out}: {sample.rows} rows, {sample.movies} movies; the default selection "
+        f"(Sci-Fi or Fantasy, more than 1000 votes) picks {selected} of them",
+        file=sys.stderr,
+    )
+    return EXIT_DONE
+
+
+def _check_out_dir(settings: Settings) -> None:
+    """--out-dir names a folder to write into: an existing file is a usage error (exit 2)."""
+    out = settings.out_dir
+    if out is not None and out.exists() and not out.is_dir():
+        raise ConfigError("--out-dir", f"{out} is a file, not a folder; name a folder for the lake")
 
 
 def _stopped(args: Namespace, exc: TmdbIngestError, label: str) -> None:
@@ -109,7 +149,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:  # argparse exits (2 for bad usage, 0 for --help): return the code instead
         args, extra = parser.parse_known_args(argv)
         if extra and args.command != "emulate":
-            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+            # the subcommand's usage, not the top level's: that is where the flag is missing
+            args.command_parser.error(f"unrecognized arguments: {' '.join(extra)}")
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     args.started_at = started_at
@@ -124,6 +165,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return status.command(args)
         if args.command == "emulate":
             return _cmd_emulate(extra)
+        if args.command == "sample":
+            return _cmd_sample(args)
         from tmdb_ingest.demo import run_demo
 
         return run_demo()

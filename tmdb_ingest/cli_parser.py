@@ -32,11 +32,12 @@ EXIT_CODES = (
     ("2", "bad usage, input or configuration, found before any request"),
     ("3", "stopped by the time budget with work left: run the same command again"),
     ("4", "busy: another invocation holds this run and shard; nothing was done"),
+    ("5", "done, but some ids failed (see the report): the same command tries them again"),
     ("130/143", "stopped by SIGINT/SIGTERM, state saved: run the same command again"),
 )
 
 _SECTIONS = {
-    "output": "where the data goes",
+    "output": "where the lake is",
     "selection": "what to select",
     "rate": "how fast",
     "run": "which run, which part of it, how long",
@@ -105,23 +106,27 @@ class _Version(argparse.Action):
 def build_parser() -> argparse.ArgumentParser:
     """The parser of every subcommand; ``-v`` is accepted before or after the command."""
     formatter = argparse.RawDescriptionHelpFormatter
+    # allow_abbrev=False everywhere: `--rat 5` or `--out x` must be an error, not a guess
     parser = argparse.ArgumentParser(
-        prog="tmdb-ingest", description=DESCRIPTION, formatter_class=formatter
-    )
+        prog="tmdb-ingest", description=DESCRIPTION, formatter_class=formatter,
+        allow_abbrev=False,
+    )  # fmt: skip
     parser.add_argument("--version", action=_Version, help="print the version and exit")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    common = argparse.ArgumentParser(add_help=False)
+    common = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
     # SUPPRESS: a subcommand without -v must not reset a -v given before it
     common.add_argument(
         "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="debug logging"
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     select = sub.add_parser(
-        "select", parents=[common], help="print the selected IMDb ids, one per line",
+        "select", parents=[common], allow_abbrev=False,
+        help="print the selected IMDb ids, one per line",
         description="Print the selected IMDb ids on stdout, sorted; the count on stderr.",
     )  # fmt: skip
     run = sub.add_parser(
         "run", parents=[common], formatter_class=formatter, epilog=_run_epilog(),
+        allow_abbrev=False,
         help="fetch the selected movies from TMDB and land them in S3 or a folder",
         description="Fetch the selected movies from TMDB and land them, exactly once.\n"
         "Each option's environment variable is named in its help; a flag wins over it.",
@@ -131,7 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
         _add_options(command, name)
     run.add_argument("--json", action="store_true", help="the summary as JSON on the last line")
     status = sub.add_parser(
-        "status", parents=[common], help="where a run stands, per shard, read from its state",
+        "status", parents=[common], allow_abbrev=False,
+        help="where a run stands, per shard, read from its state",
         description="Where a run stands, per shard: selected, landed, not found, failed, "
         "left, files, started, last invocation, done. Reads only the run's state.",
     )  # fmt: skip
@@ -140,13 +146,43 @@ def build_parser() -> argparse.ArgumentParser:
     # the emulator parses its own options (see tmdb_ingest.emulator.cli), so that building
     # this parser does not import aiohttp.web
     sub.add_parser(
-        "emulate", parents=[common], add_help=False,
+        "emulate", parents=[common], add_help=False, allow_abbrev=False,
         help="serve the TMDB emulator (emulate --help for its options)",
     )  # fmt: skip
-    sub.add_parser(
-        "demo", parents=[common], help="the whole job on the emulator and a local S3 (moto)"
+    demo = sub.add_parser(
+        "demo", parents=[common], allow_abbrev=False,
+        help="the whole job on the emulator and a local S3 (moto)",
+    )  # fmt: skip
+    sample = sub.add_parser(
+        "sample", parents=[common], allow_abbrev=False,
+        help="write a movies.csv to try things on (the emulator knows its ids)",
+        description="Write a synthetic movies.csv in the real file's shape (pipe-delimited, "
+        "\\N for null, one row per artist), deterministic for a given --movies and --seed. "
+        "The emulator answers for its ids; about 6%% of the movies are Sci-Fi or Fantasy.",
+    )  # fmt: skip
+    sample.add_argument("out", metavar="OUT.csv", help="the file to write")
+    sample.add_argument(
+        "--movies", type=_count, default=5000, metavar="N",
+        help="distinct movies (default 5000: about 21,000 rows, 133 selected by default; "
+        "the real file: 244000)",
+    )  # fmt: skip
+    sample.add_argument(
+        "--seed", type=int, default=0, help="another seed, another file (default 0)"
     )
+    # a subcommand's own errors (an unknown flag) print that subcommand's usage
+    for command in (select, run, status, demo, sample):
+        command.set_defaults(command_parser=command)
     return parser
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def flags_given(args: argparse.Namespace) -> dict[str, Any]:
@@ -159,7 +195,7 @@ def configuration_markdown() -> str:
     lines = [
         "# Configuration reference",
         "",
-        "<!-- Generated from tmdb_ingest/settings.py (OPTIONS) by",
+        "<!-- Generated from tmdb_ingest/config/settings.py (OPTIONS) by",
         "     `python -m tmdb_ingest.cli_parser > docs/configuration.md`; a test checks it. -->",
         "",
         "One table of options (`tmdb_ingest.config.settings.OPTIONS`) gives the `Settings` fields,",

@@ -17,7 +17,8 @@ class Summary:
     ``busy`` and ``error`` apply only sometimes: ``busy`` when another invocation held the
     run and this one did nothing, ``error`` (one line, no secret) when the run stopped on
     a fatal error. ``retried_failed``: ids reported ``failed`` by an earlier invocation
-    that this one tried again.
+    that this one tried again. ``rate_found`` (only with ``rate="auto"``): the pace the
+    limiter settled on, requests per second, at the end.
     """
 
     run_id: str
@@ -37,11 +38,13 @@ class Summary:
     retried_failed: int = 0
     busy: bool = False
     error: str | None = None
+    rate_found: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """The summary as a JSON-serialisable dict, fields in the documented order.
 
-        ``retried_failed``, ``busy`` and ``error`` are present only when they apply.
+        ``retried_failed``, ``busy``, ``error`` and ``rate_found`` are present only when
+        they apply.
         """
         data = asdict(self)
         if not self.retried_failed:
@@ -50,6 +53,8 @@ class Summary:
             del data["busy"]
         if self.error is None:
             del data["error"]
+        if self.rate_found is None:
+            del data["rate_found"]
         return data
 
     def to_json(self) -> str:

@@ -236,15 +236,15 @@ _URL = r"^https?://[^\s/]+"
 # fmt: off
 OPTIONS: tuple[Option, ...] = (
     # where the data goes
-    _option("bucket", None, "the S3 bucket to write to (Lambda: the CSV's bucket)",
+    _option("bucket", None, "the S3 bucket of the lake (Lambda: the CSV's bucket)",
             check=_optional(_matching(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$",
                                       "not a valid S3 bucket name")),
             section="output", metavar="NAME", commands=_STATUS),
-    _option("out_dir", None, "write the same layout to a local folder instead", Path, _path,
+    _option("out_dir", None, "a local folder instead of a bucket, laid out the same", Path, _path,
             section="output", metavar="DIR", commands=_STATUS),
-    _option("prefix", DEFAULT_PREFIX, "where data files go, in the bucket or folder",
+    _option("prefix", DEFAULT_PREFIX, "the data files' folder in the bucket or local folder",
             check=_prefix, section="output", metavar="P", commands=_STATUS),
-    _option("state_prefix", None, "where run state, the lease and the reports go",
+    _option("state_prefix", None, "the folder of run state, leases and reports",
             check=_optional(_state_prefix), section="output", metavar="P",
             shown="_state beside the prefix", commands=_STATUS),
     _option("format", "json", "json: one array per file; ndjson: one object per line",
@@ -277,8 +277,9 @@ OPTIONS: tuple[Option, ...] = (
                                       "or digit")),
             section="run", metavar="ID", shown="derived from the inputs and the date",
             commands=_STATUS),
-    _option("shard", Shard(), "only the ids of shard I of N (0-based)", Shard.parse, _shard,
-            section="run", metavar="I/N"),
+    _option("shard", Shard(), "only the ids of shard I of N: I is 0..N-1; N/N is 0/N, so "
+            "1..N numbering also covers each shard once (the summary shows 0/N)", Shard.parse,
+            _shard, section="run", metavar="I/N"),
     _option("time_budget", None, "seconds; stop and save in time, then exit 3", _number,
             _optional(_in_range(1.0, 7 * 24 * 3600)), section="run", metavar="S",
             shown="none"),

@@ -12,6 +12,7 @@
     {state}/{run_id}/shard-I-of-N/report.jsonl              every id not in a data file
     {state}/_inputs/{digest}.json                           input -> the run it started
     {state}/_lake/...                                       the lake's index and refresh
+    {state}/_lake/formats/{prefix, quoted}.json             the format of the data under prefix
 
 ``state`` is the *state root*: ``--state-prefix`` when given, else ``_state`` beside the
 data prefix (``Raw/TMDB/_state`` for ``Raw/TMDB/JSON``). Runs started before the state
@@ -29,6 +30,7 @@ import secrets
 import time
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
+from urllib.parse import quote
 
 from tmdb_ingest.land.formats import DATA_EXTENSIONS, JSON_ARRAY, FileFormat
 
@@ -111,6 +113,15 @@ class LakeLayout:
     def lake_root(self) -> str:
         """The folder of the lake-wide state: its index and its refresh."""
         return f"{self.state_root}/_lake"
+
+    @property
+    def format_key(self) -> str:
+        """The format of the data under ``prefix`` (:mod:`tmdb_ingest.land.lake_format`).
+
+        Named after the prefix, quoted (slashes too): two prefixes can share a state root,
+        and a glob or a filter on ``.../Raw/TMDB/JSON/`` must not match it.
+        """
+        return f"{self.lake_root}/formats/{quote(self.prefix, safe='')}.json"
 
     @property
     def index_prefix(self) -> str:
