@@ -158,7 +158,8 @@ async def test_data_files_of_any_format_count_as_landed(
     """Without a checkpoint, a manifest counts when its data file exists under any of the
     format's names, also when the run is resumed with another format."""
     state = await open_state(tmp_path, file_format=written)
-    key = await state.write_batch("r1-1of2-t-00001", ["tt0000001"], written.encode([b"{}"]))
+    name = f"{state.layout.name_base}-t-00001"  # data names begin with the run's stamp
+    key = await state.write_batch(name, ["tt0000001"], written.encode([b"{}"]))
     assert key.endswith(written.extension)
     resumed = await open_state(tmp_path)  # no save(): nothing but manifests and data
     assert resumed.landed_ids() == {"tt0000001"}

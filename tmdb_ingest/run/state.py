@@ -39,7 +39,7 @@ from tmdb_ingest.config.settings import Settings, Shard
 from tmdb_ingest.errors import PreconditionFailed, SinkError
 from tmdb_ingest.land.formats import JSON_ARRAY, FileFormat
 from tmdb_ingest.land.sinks import Sink
-from tmdb_ingest.run.layout import LakeLayout, RunLayout
+from tmdb_ingest.run.layout import LakeLayout, RunLayout, run_stamp, stamp_of
 
 __all__ = [
     "FoundRun",
@@ -155,6 +155,7 @@ async def create_run(sink: Sink, found: FoundRun, today: dt.date) -> FoundRun:
     lake, run_id = found.lake, found.run_id
     meta = {"run_id": run_id, "date": f"{today:%Y/%m/%d}", "started": _now()}
     meta["prefix"] = lake.prefix
+    meta["stamp"] = run_stamp(dt.datetime.now(dt.UTC))  # what its data file names begin with
     try:
         await sink.put(lake.meta_key(run_id), orjson.dumps(meta), if_none_match=True)
     except PreconditionFailed:
@@ -212,7 +213,9 @@ class RunState:
             found = await find_run(sink, LakeLayout.of(prefix, state_root), run_id)
         found = await create_run(sink, found, today)
         assert found.meta is not None
-        layout = RunLayout(found.lake, run_id, shard, found.meta["date"], file_format)
+        layout = RunLayout(
+            found.lake, run_id, shard, found.meta["date"], file_format, stamp_of(found.meta)
+        )
         state = await cls.read(sink, layout, meta=found.meta)
         state.started = state.started or _now()
         if selected is not None:

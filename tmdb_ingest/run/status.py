@@ -25,7 +25,7 @@ import orjson
 from tmdb_ingest.config.settings import DEFAULT_PREFIX, Settings, Shard
 from tmdb_ingest.errors import ConfigError, SinkError
 from tmdb_ingest.land.sinks import LocalSink, S3Sink, Sink
-from tmdb_ingest.run.layout import LakeLayout, RunLayout
+from tmdb_ingest.run.layout import LakeLayout, RunLayout, stamp_of
 from tmdb_ingest.run.state import RunState, find_run
 
 __all__ = ["RunStatus", "ShardStatus", "command", "run_status"]
@@ -229,7 +229,9 @@ async def run_status(
     data_lake = LakeLayout(str(meta.get("prefix") or lake.prefix), found.lake.state_root)
     states = await asyncio.gather(
         *(
-            RunState.read(sink, RunLayout(data_lake, run_id, shard, meta["date"]))
+            RunState.read(
+                sink, RunLayout(data_lake, run_id, shard, meta["date"], stamp=stamp_of(meta))
+            )
             for shard in sorted(shards, key=lambda s: (s.count, s.index))
         )
     )
