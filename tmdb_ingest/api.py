@@ -33,6 +33,8 @@ from tmdb_ingest.fetch.client import ClientPolicy, FetchResult, Outcome, TmdbCli
 from tmdb_ingest.fetch.pool import fetch_all
 from tmdb_ingest.fetch.rate.limiter import Limiter
 from tmdb_ingest.ids import is_imdb_id
+from tmdb_ingest.lake.index import IndexRecorder
+from tmdb_ingest.lake.keys import LakeKeys
 from tmdb_ingest.land.formats import FileFormat
 from tmdb_ingest.land.lander import Lander
 from tmdb_ingest.land.sinks import LocalSink, S3Sink, Sink
@@ -196,6 +198,9 @@ async def _ingest_into(
             file_format=FileFormat.from_settings(settings),
             selected=selected,
             found=found,
+        )
+        state.index = IndexRecorder(
+            LakeKeys(settings.state_root), settings.language, settings.append_to_response
         )
         client = TmdbClient.from_settings(settings, session=session, limiter=limiter)
         run = _Invocation(settings, state, deadline, client)

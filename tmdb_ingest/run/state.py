@@ -185,6 +185,7 @@ class RunState:
     selected: int | None = None
     started: str | None = None
     last_invocation: str | None = None
+    index: Any = None  # an IndexRecorder (tmdb_ingest.lake.index): records each data file
 
     @classmethod
     async def open(
@@ -310,11 +311,23 @@ class RunState:
         """Every id already in a data file or in the report (with any outcome)."""
         return self.landed_ids() | set(self.latest_outcomes())
 
-    async def write_batch(self, name: str, ids: list[str], data: bytes) -> str:
-        """Land one data file: manifest first, then the data. Returns the data key."""
+    async def write_batch(
+        self,
+        name: str,
+        ids: list[str],
+        data: bytes,
+        *,
+        tmdb_ids: Sequence[int | None] | None = None,
+    ) -> str:
+        """Land one data file: manifest first, then its lake index record (``tmdb_ids``:
+        the TMDB id of each movie), then the data. Returns the data key."""
         # If-None-Match: no key is ever overwritten, so a second writer cannot replace one.
         await self.sink.put(self.layout.manifest_key(name), orjson.dumps(ids), if_none_match=True)
         key = self.layout.data_key(name)
+        if self.index is not None:
+            # Before the data: a data file never lands without its record; a record counts
+            # only once its data file exists (see tmdb_ingest.lake.index).
+            await self.index.write(self.sink, name, key, ids, tmdb_ids or [None] * len(ids))
         await self.sink.put(
             key, data, content_type=self.layout.format.content_type, if_none_match=True
         )

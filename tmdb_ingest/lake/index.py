@@ -1,0 +1,360 @@
+"""The lake index: every movie in a data file, read without reading the data files.
+
+::
+
+    {state}/_lake/index/records/{name}.json        one per data file, written before it
+    {state}/_lake/index/segments/{stamp}-{token}.jsonl.gz    records compacted together
+
+A *record* names one data file: its key, the date its movies were fetched, what decided
+their data (``language``, ``append``) and its movies as ``[imdb_id, tmdb_id]`` pairs. It
+is written with ``If-None-Match`` after the run's manifest and before the data file, and
+counts only if that data file exists, as the manifest does. So the index holds a movie if
+and only if its data file landed, whatever happened in between (a retried write, SIGKILL,
+a lease taken over): a record whose data never landed is never counted, and a data file
+never lands without its record. Names are unique per invocation, so no record is ever
+written twice, across runs, shards and refreshes.
+
+A *segment* is the records known to have landed, one per line (the same objects), gzipped;
+each one is a superset of the segment it was built from, so a reader takes the latest
+(names sort by time) and the records it does not cover, checking that their data file
+exists with one listing per day folder. Records are never deleted, so a reader racing a
+compaction still sees every landed file. Reading never reads a data file.
+
+Lakes written before the index have data files without records: :func:`rebuild` reads
+those data files once and writes their records (resumable: a file with a record is done).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import gzip
+import logging
+import secrets
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from tmdb_ingest.errors import PreconditionFailed, SinkError
+from tmdb_ingest.lake.keys import LakeKeys
+from tmdb_ingest.land.formats import DATA_EXTENSIONS
+from tmdb_ingest.land.sinks import Sink
+
+__all__ = [
+    "IndexFile",
+    "IndexRecorder",
+    "LakeIndex",
+    "RebuildProgress",
+    "rebuild",
+    "tmdb_ids_of",
+]
+
+log = logging.getLogger("tmdb_ingest")
+
+_READ_CONCURRENCY = 16
+# The top-level keys of TMDB's movie-details object: any other key of a body is a part
+# that append_to_response added (used when a lake from before the index is rebuilt).
+_DETAIL_KEYS = frozenset(
+    (
+        "adult",
+        "backdrop_path",
+        "belongs_to_collection",
+        "budget",
+        "genres",
+        "homepage",
+        "id",
+        "imdb_id",
+        "origin_country",
+        "original_language",
+        "original_title",
+        "overview",
+        "popularity",
+        "poster_path",
+        "production_companies",
+        "production_countries",
+        "release_date",
+        "revenue",
+        "runtime",
+        "spoken_languages",
+        "status",
+        "tagline",
+        "title",
+        "video",
+        "vote_average",
+        "vote_count",
+    )
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class IndexFile:
+    """One data file of the lake as the index knows it."""
+
+    name: str
+    key: str
+    fetched: str  # YYYY-MM-DD (UTC), the day its movies were fetched
+    language: str | None
+    append: tuple[str, ...]
+    movies: tuple[tuple[str, int | None], ...]  # (imdb_id, tmdb_id)
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(
+            {
+                "name": self.name,
+                "key": self.key,
+                "fetched": self.fetched,
+                "language": self.language,
+                "append": list(self.append),
+                "movies": [list(m) for m in self.movies],
+            }
+        )
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> IndexFile:
+        d = orjson.loads(raw)
+        return cls(
+            name=str(d["name"]),
+            key=str(d["key"]),
+            fetched=str(d["fetched"]),
+            language=d.get("language"),
+            append=tuple(d.get("append") or ()),
+            movies=tuple((str(m[0]), m[1]) for m in d["movies"]),
+        )
+
+
+def tmdb_ids_of(bodies: Iterable[bytes]) -> list[int | None]:
+    """The TMDB id (the body's ``id``) of each raw movie-details body."""
+    ids: list[int | None] = []
+    for body in bodies:
+        value = orjson.loads(body).get("id")
+        ids.append(value if isinstance(value, int) else None)
+    return ids
+
+
+@dataclass(frozen=True, slots=True)
+class IndexRecorder:
+    """Writes the record of each data file a run lands (see the module docstring)."""
+
+    keys: LakeKeys
+    language: str | None = None
+    append: tuple[str, ...] = ()
+    today: Callable[[], dt.date] = field(default=lambda: dt.datetime.now(dt.UTC).date())
+
+    def record(
+        self, name: str, key: str, imdb_ids: Sequence[str], tmdb_ids: Sequence[int | None]
+    ) -> tuple[str, bytes]:
+        """The record's key and bytes for data file ``name`` at ``key``."""
+        entry = IndexFile(
+            name=name,
+            key=key,
+            fetched=self.today().isoformat(),
+            language=self.language,
+            append=self.append,
+            movies=tuple(zip(imdb_ids, tmdb_ids, strict=True)),
+        )
+        return self.keys.record_key(name), entry.to_json()
+
+    async def write(
+        self,
+        sink: Sink,
+        name: str,
+        key: str,
+        imdb_ids: Sequence[str],
+        tmdb_ids: Sequence[int | None],
+    ) -> None:
+        """Write the record, before the data file it names."""
+        record_key, body = self.record(name, key, imdb_ids, tmdb_ids)
+        await sink.put(record_key, body, if_none_match=True)
+
+
+class LakeIndex:
+    """Reads (and compacts) the index of the lake whose keys are ``keys``."""
+
+    def __init__(self, sink: Sink, keys: LakeKeys) -> None:
+        self.sink = sink
+        self.keys = keys
+
+    async def _latest_segment(self) -> tuple[str | None, list[IndexFile]]:
+        names = sorted(
+            [k async for k in self.sink.iter_keys(self.keys.segments_prefix)], reverse=True
+        )
+        for key in names:
+            raw = await self.sink.get(key)
+            if raw is None:
+                continue
+            try:
+                lines = gzip.decompress(raw).splitlines()
+                return key, [IndexFile.from_json(line) for line in lines if line.strip()]
+            except (OSError, EOFError, orjson.JSONDecodeError, KeyError, TypeError, IndexError):
+                log.warning("index segment %s is damaged; using an older one", key)
+        return None, []
+
+    async def record_names(self) -> list[str]:
+        """The names of every record written (landed or not)."""
+        prefix = self.keys.records_prefix
+        return [
+            k[len(prefix) : -len(".json")]
+            async for k in self.sink.iter_keys(prefix)
+            if k.endswith(".json")
+        ]
+
+    async def files(self) -> list[IndexFile]:
+        """Every data file of the lake, once each, in key order (the oldest first)."""
+        _, files, _ = await self._read()
+        return files
+
+    async def _read(self) -> tuple[str | None, list[IndexFile], int]:
+        segment, files = await self._latest_segment()
+        covered = {f.name for f in files}
+        uncovered = [n for n in await self.record_names() if n not in covered]
+        fresh = [f for f in await self._records(uncovered) if f is not None]
+        landed = await self._existing({f.key for f in fresh})
+        new = [f for f in fresh if f.key in landed]
+        everything = sorted(files + new, key=lambda f: f.key)
+        return segment, everything, len(new)
+
+    async def _records(self, names: Sequence[str]) -> list[IndexFile | None]:
+        semaphore = asyncio.Semaphore(_READ_CONCURRENCY)
+
+        async def one(name: str) -> IndexFile | None:
+            async with semaphore:
+                raw = await self.sink.get(self.keys.record_key(name))
+            if raw is None:
+                return None
+            try:
+                return IndexFile.from_json(raw)
+            except (orjson.JSONDecodeError, KeyError, TypeError, IndexError):
+                raise SinkError(
+                    f"index record {self.sink.uri(self.keys.record_key(name))} is damaged"
+                ) from None
+
+        return list(await asyncio.gather(*(one(n) for n in names)))
+
+    async def _existing(self, keys: set[str]) -> set[str]:
+        """Which of ``keys`` exist: one listing per folder, never a read."""
+        folders = sorted({k.rsplit("/", 1)[0] + "/" for k in keys})
+        found: set[str] = set()
+        for folder in folders:
+            found |= {k async for k in self.sink.iter_keys(folder) if k in keys}
+        return found
+
+    async def compact(self) -> int:
+        """Write a new segment if records landed since the latest; return how many."""
+        _, files, new = await self._read()
+        if new == 0:
+            return 0
+        await self.write_segment(files)
+        return new
+
+    async def write_segment(self, files: Sequence[IndexFile]) -> str:
+        """Write ``files`` as a new segment (for compaction, or a lake built elsewhere)."""
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ")
+        key = f"{self.keys.segments_prefix}{stamp}-{secrets.token_hex(4)}.jsonl.gz"
+        body = gzip.compress(b"".join(f.to_json() + b"\n" for f in files), compresslevel=6)
+        await self.sink.put(key, body, content_type="application/gzip", if_none_match=True)
+        log.info("index: %d data files compacted into %s", len(files), key)
+        return key
+
+
+@dataclass
+class RebuildProgress:
+    """Where a rebuild stands: data files seen, indexed before, indexed now."""
+
+    data_files: int = 0
+    indexed_before: int = 0
+    indexed_now: int = 0
+    movies: int = 0
+
+
+async def rebuild(
+    sink: Sink,
+    keys: LakeKeys,
+    prefix: str,
+    *,
+    progress: Callable[[RebuildProgress], None] | None = None,
+) -> RebuildProgress:
+    """Index the data files under ``prefix`` that have no record (a lake from before the
+    index), then compact. Resumable: each file indexed is a record, kept if stopped.
+    """
+    index = LakeIndex(sink, keys)
+    have = set(await index.record_names())
+    _, compacted = await index._latest_segment()
+    have |= {f.name for f in compacted}
+    data_keys = [
+        k
+        async for k in sink.iter_keys(f"{prefix.strip('/')}/")
+        if _data_name(k) is not None and "/_" not in k
+    ]
+    state = RebuildProgress(data_files=len(data_keys))
+    todo = [k for k in data_keys if _data_name(k) not in have]
+    state.indexed_before = len(data_keys) - len(todo)
+    if todo:
+        log.info(
+            "index rebuild: %d of %d data files have no index record; reading them once",
+            len(todo),
+            len(data_keys),
+        )
+    semaphore = asyncio.Semaphore(_READ_CONCURRENCY)
+
+    async def one(key: str) -> None:
+        async with semaphore:
+            raw = await sink.get(key)
+            if raw is None:
+                return
+            entry = _entry_from_data(key, raw, prefix)
+            # PreconditionFailed: indexed meanwhile (another rebuild): its record stands
+            with contextlib.suppress(PreconditionFailed):
+                await sink.put(keys.record_key(entry.name), entry.to_json(), if_none_match=True)
+        state.indexed_now += 1
+        state.movies += len(entry.movies)
+        if progress is not None:
+            progress(state)
+        if state.indexed_now % 100 == 0 or state.indexed_now == len(todo):
+            log.info("index rebuild: %d of %d files indexed", state.indexed_now, len(todo))
+
+    await asyncio.gather(*(one(k) for k in todo))
+    await index.compact()
+    return state
+
+
+def _data_name(key: str) -> str | None:
+    base = key.rsplit("/", 1)[-1]
+    for extension in DATA_EXTENSIONS:
+        if base.endswith(extension):
+            return base[: -len(extension)]
+    return None
+
+
+def _entry_from_data(key: str, raw: bytes, prefix: str) -> IndexFile:
+    """The record of a data file from its bytes (array or lines, gzipped or not)."""
+    if key.endswith(".gz"):
+        raw = gzip.decompress(raw)
+    text = raw.strip()
+    bodies: list[dict[str, Any]]
+    if text.startswith(b"["):
+        bodies = list(orjson.loads(text))
+    else:
+        bodies = [orjson.loads(line) for line in text.splitlines() if line.strip()]
+    extra = sorted({k for b in bodies for k in b} - _DETAIL_KEYS)
+    # The day folder under the prefix: {prefix}/YYYY/MM/DD/name
+    parts = key[len(prefix.strip("/")) + 1 :].split("/")
+    try:
+        fetched = dt.date(int(parts[0]), int(parts[1]), int(parts[2])).isoformat()
+    except (ValueError, IndexError):
+        fetched = dt.datetime.now(dt.UTC).date().isoformat()
+    name = _data_name(key)
+    assert name is not None
+    return IndexFile(
+        name=name,
+        key=key,
+        fetched=fetched,
+        language=None,  # not in the body: the data's own language is unknown
+        append=tuple(extra),
+        movies=tuple(
+            (str(b.get("imdb_id")), b["id"] if isinstance(b.get("id"), int) else None)
+            for b in bodies
+        ),
+    )
