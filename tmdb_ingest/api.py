@@ -200,7 +200,10 @@ async def _ingest_into(
             found=found,
         )
         state.index = IndexRecorder(
-            LakeKeys(settings.state_root), settings.language, settings.append_to_response
+            LakeKeys(settings.state_root),
+            settings.language,
+            settings.append_to_response,
+            today=lambda: day,  # the day this invocation fetches (a resumed run's is later)
         )
         client = TmdbClient.from_settings(settings, session=session, limiter=limiter)
         run = _Invocation(settings, state, deadline, client)

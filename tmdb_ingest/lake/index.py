@@ -201,9 +201,15 @@ class LakeIndex:
             if k.endswith(".json")
         ]
 
-    async def files(self) -> list[IndexFile]:
-        """Every data file of the lake, once each, in key order (the oldest first)."""
-        _, files, _ = await self._read()
+    async def files(self, *, compact: bool = False) -> list[IndexFile]:
+        """Every data file of the lake, once each, in key order (the oldest first).
+
+        ``compact``: also write a new segment when records landed since the latest one
+        (the next reader then reads one object instead of those records).
+        """
+        _, files, new = await self._read()
+        if compact and new:
+            await self.write_segment(files)
         return files
 
     async def _read(self) -> tuple[str | None, list[IndexFile], int]:
@@ -275,9 +281,11 @@ async def rebuild(
     prefix: str,
     *,
     progress: Callable[[RebuildProgress], None] | None = None,
+    compact: bool = True,
 ) -> RebuildProgress:
     """Index the data files under ``prefix`` that have no record (a lake from before the
-    index), then compact. Resumable: each file indexed is a record, kept if stopped.
+    index), then compact (unless ``compact`` is false). Resumable: each file indexed is
+    a record, kept if stopped. Only those files are read; with none, only listings.
     """
     index = LakeIndex(sink, keys)
     have = set(await index.record_names())
@@ -316,7 +324,8 @@ async def rebuild(
             log.info("index rebuild: %d of %d files indexed", state.indexed_now, len(todo))
 
     await asyncio.gather(*(one(k) for k in todo))
-    await index.compact()
+    if compact:
+        await index.compact()
     return state
 
 

@@ -5,6 +5,7 @@
     {state}/_lake/index/records/{name}.json          one per data file (see lake.index)
     {state}/_lake/index/segments/{stamp}.jsonl.gz    records compacted
     {state}/_lake/refresh/bookmark.json              the last day whose changes the lake has
+    {state}/_lake/refresh/last.json                  the last refresh's summary, done or not
     {state}/_lake/refresh/lease.json                 one refresh of the lake at a time
 
 ``state`` is the lake's state root (``Settings.state_root``): a folder starting with
@@ -47,6 +48,10 @@ class LakeKeys:
     @property
     def bookmark_key(self) -> str:
         return f"{self.lake_root}/refresh/bookmark.json"
+
+    @property
+    def last_refresh_key(self) -> str:
+        return f"{self.lake_root}/refresh/last.json"
 
     @property
     def refresh_lease_key(self) -> str:
