@@ -33,7 +33,7 @@ from tmdb_ingest.fetch.client import ClientPolicy, FetchResult, Outcome, TmdbCli
 from tmdb_ingest.fetch.pool import fetch_all
 from tmdb_ingest.fetch.rate.limiter import Limiter
 from tmdb_ingest.ids import is_imdb_id
-from tmdb_ingest.lake.index import IndexRecorder
+from tmdb_ingest.lake.index import IndexRecorder, LakeIndex
 from tmdb_ingest.lake.keys import LakeKeys
 from tmdb_ingest.land.formats import FileFormat
 from tmdb_ingest.land.lander import Lander
@@ -82,6 +82,7 @@ async def ingest(
     limiter: Limiter | None = None,
     stop: StopRequest | None = None,
     holder: str | None = None,
+    new_only: bool = False,
 ) -> Summary:
     """Fetch every id from TMDB and land it in the sink, exactly once; return the summary.
 
@@ -102,6 +103,10 @@ async def ingest(
     holder's lease is taken over once it expires. Raises
     :class:`~tmdb_ingest.errors.FatalError` (with the summary so far as ``.summary``)
     when the key is rejected, TMDB is not there, the sink fails or the lease is lost.
+
+    ``new_only``: skip the ids the lake already holds from any other run (read from the
+    lake index, see :mod:`tmdb_ingest.lake.index`); they count as ``skipped``, and the
+    summary's ``new`` says how many were not in the lake.
     """
     if isinstance(ids, str | bytes):  # a str is an Iterable[str] too: of its characters
         raise TypeError(f"ids must be an iterable of IMDb ids, not a string: [{ids!r}]?")
@@ -123,6 +128,7 @@ async def ingest(
             limiter=limiter,
             stop=stop,
             holder=holder,
+            new_only=new_only,
         )
     raise AssertionError("unreachable")  # pragma: no cover (mypy: async with may swallow)
 
@@ -149,6 +155,7 @@ async def _ingest_into(
     stop: StopRequest | None = None,
     holder: str | None = None,
     selection: RunSelection | None = None,
+    new_only: bool = False,
 ) -> Summary:
     """:func:`ingest` into an opened and checked ``sink``.
 
@@ -206,7 +213,8 @@ async def _ingest_into(
             today=lambda: day,  # the day this invocation fetches (a resumed run's is later)
         )
         client = TmdbClient.from_settings(settings, session=session, limiter=limiter)
-        run = _Invocation(settings, state, deadline, client)
+        held = await _held_by_the_lake(fenced, settings, run_id) if new_only else None
+        run = _Invocation(settings, state, deadline, client, held=held)
         unsubscribe = stop.subscribe(
             lambda reason: deadline.stop(reason, grace=deadline.in_flight_reserve())
         )
@@ -217,6 +225,15 @@ async def _ingest_into(
         finally:
             unsubscribe()
     raise AssertionError("unreachable")  # pragma: no cover (mypy: async with may swallow)
+
+
+async def _held_by_the_lake(sink: Sink, settings: Settings, run_id: str) -> set[str]:
+    """The ids in the lake's data files, those of run ``run_id`` left out (``--new-only``)."""
+    files = await LakeIndex(sink, LakeKeys(settings.state_root)).files()
+    mine = f"{run_id}-"
+    held = {i for f in files if mine not in f.name for i, _ in f.movies}
+    log.info("the lake holds %d movies from other runs; --new-only skips them", len(held))
+    return held
 
 
 @contextlib.contextmanager
@@ -387,9 +404,17 @@ class _Invocation:
     """One invocation of one run and shard: the parts, put together."""
 
     def __init__(
-        self, settings: Settings, state: RunState, deadline: Deadline, client: TmdbClient
+        self,
+        settings: Settings,
+        state: RunState,
+        deadline: Deadline,
+        client: TmdbClient,
+        *,
+        held: set[str] | None = None,
     ) -> None:
         self.settings = settings
+        self.held = held  # --new-only: ids the lake holds from other runs (None: not asked)
+        self.new: int | None = None
         self.state = state
         self.deadline = deadline
         self.client = client
@@ -406,6 +431,11 @@ class _Invocation:
     async def execute(self, shard_ids: list[str], malformed: list[str]) -> Summary:
         state, lander = self.state, self.lander
         done_before, accounted = state.done_ids(), state.resolved_ids()
+        if self.held is not None:
+            held = self.held - done_before
+            self.held = {i for i in shard_ids if i in held}
+            self.new = len(shard_ids) - len(self.held)
+            done_before = done_before | self.held
         todo = [i for i in shard_ids if i not in done_before]
         self.retried_failed = sum(1 for i in todo if i in accounted)  # failed before
         bad = [i for i in malformed if i not in accounted]  # reported once, never sent
@@ -477,7 +507,7 @@ class _Invocation:
         report: str | None,
         fatal: FatalError | None,
     ) -> Summary:
-        resolved = self.state.resolved_ids()
+        resolved = self.state.resolved_ids() | (self.held or set())
         done = fatal is None and all(i in resolved for i in (*shard_ids, *malformed))
         counts, stats = self.lander.counts, self.client.stats
         return Summary(
@@ -497,6 +527,7 @@ class _Invocation:
             report=report,
             retried_failed=self.retried_failed,
             error=" ".join(str(fatal).split()) if fatal is not None else None,
+            new=self.new,
         )
 
 

@@ -17,7 +17,8 @@ class Summary:
     ``busy`` and ``error`` apply only sometimes: ``busy`` when another invocation held the
     run and this one did nothing, ``error`` (one line, no secret) when the run stopped on
     a fatal error. ``retried_failed``: ids reported ``failed`` by an earlier invocation
-    that this one tried again.
+    that this one tried again. ``new`` (``--new-only`` runs): of the selected ids, those
+    the lake did not hold before this run (the others count as ``skipped``).
     """
 
     run_id: str
@@ -37,6 +38,7 @@ class Summary:
     retried_failed: int = 0
     busy: bool = False
     error: str | None = None
+    new: int | None = None  # --new-only: selected ids that no earlier run had landed
 
     def as_dict(self) -> dict[str, Any]:
         """The summary as a JSON-serialisable dict, fields in the documented order.
@@ -50,6 +52,8 @@ class Summary:
             del data["busy"]
         if self.error is None:
             del data["error"]
+        if self.new is None:
+            del data["new"]
         return data
 
     def to_json(self) -> str:
