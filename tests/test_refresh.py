@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import datetime as dt
 import json
 from pathlib import Path
@@ -70,7 +72,7 @@ def latest_versions(root: Path) -> dict[str, dict[str, Any]]:
 
 
 async def test_a_refresh_fetches_each_changed_movie_of_the_lake_once(
-    emulator_factory: EmulatorFactory, tmp_path: Path
+    emulator_factory: EmulatorFactory, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     emu = await emulator_factory(config())
     load = await ingest(LAKE, settings(emu.url, tmp_path), today=DAY0)
@@ -109,6 +111,20 @@ async def test_a_refresh_fetches_each_changed_movie_of_the_lake_once(
     assert set(latest) == {i for i in LAKE if not emu.is_missing(i)}
     for imdb_id, movie in latest.items():
         assert movie == json.loads(emu.expected_body(imdb_id) or b"null"), imdb_id
+
+    # status shows the bookmark and the last refresh
+    from tmdb_ingest.run.status import command
+
+    capsys.readouterr()
+    args = argparse.Namespace(out_dir=tmp_path, json=True)
+    await asyncio.to_thread(command, args)
+    shown = json.loads(capsys.readouterr().out)["refresh"]
+    assert shown["bookmark"]["until"] == str(day6)
+    assert (shown["last"]["since"], shown["last"]["in_lake"]) == (second.since, second.in_lake)
+    await asyncio.to_thread(command, argparse.Namespace(out_dir=tmp_path, json=False))
+    text = capsys.readouterr().out
+    assert f"refresh bookmark: changes up to {day6}" in text
+    assert f"{second.in_lake} in the lake" in text
 
 
 async def test_each_movie_is_refreshed_with_what_it_was_first_fetched_with(

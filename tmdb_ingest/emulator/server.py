@@ -160,7 +160,8 @@ class EmulatorStats:
     Every request counts, whatever its answer: ``requests``, ``arrivals`` (its
     ``time.monotonic()`` on arrival, before the rate limit and auth) and, for the movie and
     find routes, ``by_id``; ``by_route`` counts them by route (``movie``, ``find``,
-    ``changes``, ``unknown``). ``by_status`` counts the status line sent, so a ``truncated``
+    ``changes``, ``unknown``) and ``first_by_route`` keeps each route's first arrival.
+    ``by_status`` counts the status line sent, so a ``truncated``
     or ``bad_json`` fault counts as 200, and a ``reset`` (no response) or a request whose
     client went away counts nowhere; ``faults`` counts injected faults by kind.
     ``in_flight`` is the number of requests being handled now.
@@ -175,6 +176,7 @@ class EmulatorStats:
     faults: Counter[str] = field(default_factory=Counter)
     by_id: Counter[str] = field(default_factory=Counter)
     by_route: Counter[str] = field(default_factory=Counter)
+    first_by_route: dict[str, float] = field(default_factory=dict)
 
     def max_in_window(self, window: float = 1.0) -> int:
         """The most arrivals in any half-open time window ``[t, t + window)``."""
@@ -338,6 +340,7 @@ class Emulator:
             "max_in_window": stats.max_in_window(1.0),
             "faults": dict(stats.faults),
             "by_route": dict(stats.by_route),
+            "first_by_route": stats.first_by_route,  # time.monotonic(), as arrivals
         }
         if request.query.get("arrivals"):
             body["arrivals"] = stats.arrivals  # time.monotonic(): comparable across processes
@@ -353,6 +356,7 @@ class Emulator:
         now = time.monotonic()
         stats.requests += 1
         stats.by_route[route] += 1
+        stats.first_by_route.setdefault(route, now)
         stats.arrivals.append(now)
         if imdb_id is not None:
             stats.by_id[imdb_id] += 1
