@@ -111,8 +111,8 @@ async def test_compaction_keeps_the_same_entries_and_later_records_add_to_it(
     segments = list((tmp_path / KEYS.segments_prefix).iterdir())
     assert len(segments) == 1
     assert await index.files() == before
-    # the records stay: a reader racing the compaction still finds every landed file
-    assert len(list((tmp_path / KEYS.records_prefix).iterdir())) == 3
+    # the records it covers are gone: a reader lists only what landed since
+    assert list((tmp_path / KEYS.records_prefix).iterdir()) == []
     await state.write_batch(namer.next(), ["tt0000009"], b"[{}]\n", tmdb_ids=[9])
     after = await index.files()
     assert index_movies(after) == sorted([*index_movies(before), ("tt0000009", 9, after[-1].key)])
@@ -129,18 +129,67 @@ async def test_a_lake_from_before_the_index_is_rebuilt_once_and_resumably(
     shutil.rmtree(tmp_path / KEYS.lake_root)  # a lake from before the index
     assert await LakeIndex(sink, KEYS).files() == []
     seen: list[int] = []
-    progress = await rebuild(sink, KEYS, PREFIX, progress=lambda p: seen.append(p.indexed_now))
+    progress = await rebuild(
+        sink, KEYS, PREFIX, progress=lambda p: seen.append(p.indexed_now), compact=False
+    )
     assert progress.data_files == progress.indexed_now == 4
     assert progress.movies == len(made)
     assert seen == [1, 2, 3, 4]
     files = await LakeIndex(sink, KEYS).files()
     assert index_movies(files) == made
     assert {f.append for f in files} == {("credits",)}  # read from the bodies' keys
-    # stopped half-way: what was indexed stays, the rest is done by the next rebuild
-    shutil.rmtree(tmp_path / KEYS.segments_prefix)
+    # done: a refresh's rebuild (once=True) lists nothing any more
+    assert (await rebuild(sink, KEYS, PREFIX, once=True)).data_files == 0
+    # stopped half-way (no completion mark, two records written of four): the next
+    # rebuild reads only the two files left
+    (tmp_path / KEYS.complete_key).unlink()
     for record in sorted((tmp_path / KEYS.records_prefix).iterdir())[:2]:
         record.unlink()
     again = await rebuild(sink, KEYS, PREFIX)
     assert (again.indexed_before, again.indexed_now) == (2, 2)
     assert index_movies(await LakeIndex(sink, KEYS).files()) == made
-    assert json.loads((await sink.get(KEYS.record_key(files[0].name))) or b"{}")["key"]
+
+
+async def test_a_record_whose_data_has_not_landed_survives_compaction(tmp_path: Path) -> None:
+    state = await open_state(tmp_path)
+    namer = state.layout.new_namer()
+    await state.write_batch(namer.next(), ["tt0000001"], b"[{}]\n", tmdb_ids=[1])
+    pending = namer.next()  # a writer between its record and its data file
+    await state.index.write(state.sink, pending, state.layout.data_key(pending), ["tt2"], [2])
+    index = LakeIndex(LocalSink(tmp_path), KEYS)
+    assert await index.compact() == 1
+    assert [p.name for p in (tmp_path / KEYS.records_prefix).iterdir()] == [f"{pending}.json"]
+    await state.sink.put(state.layout.data_key(pending), b"[{}]\n")  # it lands later
+    assert index_movies(await index.files())[-1][:2] in {("tt2", 2), ("tt0000001", 1)}
+    assert {m[0] for m in index_movies(await index.files())} == {"tt0000001", "tt2"}
+
+
+class _CompactingMidRead(LocalSink):
+    """A sink that runs a compaction right after a reader first lists the segments."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.armed = True
+
+    async def iter_keys(self, prefix: str):  # type: ignore[no-untyped-def, override]
+        keys = [k async for k in super().iter_keys(prefix)]
+        for key in keys:
+            yield key
+        if self.armed and prefix == KEYS.segments_prefix:
+            self.armed = False
+            await LakeIndex(LocalSink(self.root), KEYS).compact()
+
+
+async def test_a_reader_racing_a_compaction_still_sees_every_landed_file(tmp_path: Path) -> None:
+    """The compaction deletes the records its new segment covers; a reader that read the
+    older segment notices the newer one and reads again, losing nothing."""
+    state = await open_state(tmp_path)
+    namer = state.layout.new_namer()
+    await state.write_batch(namer.next(), ["tt0000001"], b"[{}]\n", tmdb_ids=[1])
+    await LakeIndex(LocalSink(tmp_path), KEYS).compact()
+    for n in range(2, 5):
+        await state.write_batch(namer.next(), [f"tt000000{n}"], b"[{}]\n", tmdb_ids=[n])
+    racing = _CompactingMidRead(tmp_path)
+    files = await LakeIndex(racing, KEYS).files()
+    assert not racing.armed  # the compaction did run in the middle of the read
+    assert {m[0] for m in index_movies(files)} == {f"tt000000{n}" for n in range(1, 5)}

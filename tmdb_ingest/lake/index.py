@@ -55,6 +55,8 @@ __all__ = [
 log = logging.getLogger("tmdb_ingest")
 
 _READ_CONCURRENCY = 16
+_READ_ATTEMPTS = 5
+_KEY_LISTINGS = 64  # up to this many data files are checked one listing each
 # The top-level keys of TMDB's movie-details object: any other key of a body is a part
 # that append_to_response added (used when a lake from before the index is rebuilt).
 _DETAIL_KEYS = frozenset(
@@ -177,10 +179,16 @@ class LakeIndex:
         self.sink = sink
         self.keys = keys
 
-    async def _latest_segment(self) -> tuple[str | None, list[IndexFile]]:
-        names = sorted(
+    async def _segment_names(self) -> list[str]:
+        return sorted(
             [k async for k in self.sink.iter_keys(self.keys.segments_prefix)], reverse=True
         )
+
+    async def _latest_segment(
+        self, names: list[str] | None = None
+    ) -> tuple[str | None, list[IndexFile]]:
+        if names is None:
+            names = await self._segment_names()
         for key in names:
             raw = await self.sink.get(key)
             if raw is None:
@@ -213,9 +221,19 @@ class LakeIndex:
         return files
 
     async def _read(self) -> tuple[str | None, list[IndexFile], int]:
-        segment, files = await self._latest_segment()
+        for _ in range(_READ_ATTEMPTS):
+            names = await self._segment_names()
+            segment, files = await self._latest_segment(names)
+            records = await self.record_names()
+            # A compaction deletes the records its segment covers, after writing it: the
+            # records listed belong with the segment read only if no newer one appeared
+            # meanwhile (S3 lists are strongly consistent).
+            if (await self._segment_names())[:1] == names[:1]:
+                break
+        else:
+            raise SinkError("the lake index kept changing while it was read; try again")
         covered = {f.name for f in files}
-        uncovered = [n for n in await self.record_names() if n not in covered]
+        uncovered = [n for n in records if n not in covered]
         fresh = [f for f in await self._records(uncovered) if f is not None]
         landed = await self._existing({f.key for f in fresh})
         new = [f for f in fresh if f.key in landed]
@@ -240,20 +258,48 @@ class LakeIndex:
         return list(await asyncio.gather(*(one(n) for n in names)))
 
     async def _existing(self, keys: set[str]) -> set[str]:
-        """Which of ``keys`` exist: one listing per folder, never a read."""
-        folders = sorted({k.rsplit("/", 1)[0] + "/" for k in keys})
+        """Which of ``keys`` exist: listings, never a read (one per key when there are
+        few, else one per day folder)."""
+        prefixes = (
+            sorted(keys)
+            if len(keys) <= _KEY_LISTINGS
+            else sorted({k.rsplit("/", 1)[0] + "/" for k in keys})
+        )
+        semaphore = asyncio.Semaphore(_READ_CONCURRENCY)
+
+        async def listed(prefix: str) -> set[str]:
+            async with semaphore:
+                return {k async for k in self.sink.iter_keys(prefix) if k in keys}
+
         found: set[str] = set()
-        for folder in folders:
-            found |= {k async for k in self.sink.iter_keys(folder) if k in keys}
+        for part in await asyncio.gather(*(listed(p) for p in prefixes)):
+            found |= part
         return found
 
     async def compact(self) -> int:
-        """Write a new segment if records landed since the latest; return how many."""
+        """Write a new segment if records landed since the latest, then delete the records
+        it covers (so that readers list only what landed since); return how many landed.
+
+        Only one compactor at a time (the refresh, under the lake's refresh lease).
+        """
         _, files, new = await self._read()
-        if new == 0:
-            return 0
-        await self.write_segment(files)
+        if new:
+            await self.write_segment(files)
+        covered = {f.name for f in files}
+        stale = [n for n in await self.record_names() if n in covered]
+        semaphore = asyncio.Semaphore(_READ_CONCURRENCY)
+
+        async def delete(name: str) -> None:
+            async with semaphore:
+                await self.sink.delete(self.keys.record_key(name))
+
+        await asyncio.gather(*(delete(n) for n in stale))
         return new
+
+    async def is_complete(self) -> bool:
+        """True once every data file under the prefix is known to have a record (written
+        by :func:`rebuild`): later data files all come with theirs."""
+        return await self.sink.get(self.keys.complete_key) is not None
 
     async def write_segment(self, files: Sequence[IndexFile]) -> str:
         """Write ``files`` as a new segment (for compaction, or a lake built elsewhere)."""
@@ -282,12 +328,18 @@ async def rebuild(
     *,
     progress: Callable[[RebuildProgress], None] | None = None,
     compact: bool = True,
+    once: bool = False,
 ) -> RebuildProgress:
     """Index the data files under ``prefix`` that have no record (a lake from before the
     index), then compact (unless ``compact`` is false). Resumable: each file indexed is
     a record, kept if stopped. Only those files are read; with none, only listings.
+    When every file is indexed it records so (``{index}/complete.json``); ``once``: do
+    nothing when that is recorded (what a refresh does: the listing of every data file
+    is needed only once per lake).
     """
     index = LakeIndex(sink, keys)
+    if once and await index.is_complete():
+        return RebuildProgress()
     have = set(await index.record_names())
     _, compacted = await index._latest_segment()
     have |= {f.name for f in compacted}
@@ -326,6 +378,10 @@ async def rebuild(
     await asyncio.gather(*(one(k) for k in todo))
     if compact:
         await index.compact()
+    await sink.put(
+        keys.complete_key,
+        orjson.dumps({"at": dt.datetime.now(dt.UTC).isoformat(), "data_files": len(data_keys)}),
+    )
     return state
 
 

@@ -4,6 +4,7 @@
 
     {state}/_lake/index/records/{name}.json          one per data file (see lake.index)
     {state}/_lake/index/segments/{stamp}.jsonl.gz    records compacted
+    {state}/_lake/index/complete.json                every data file has its record
     {state}/_lake/refresh/bookmark.json              the last day whose changes the lake has
     {state}/_lake/refresh/last.json                  the last refresh's summary, done or not
     {state}/_lake/refresh/lease.json                 one refresh of the lake at a time
@@ -41,6 +42,11 @@ class LakeKeys:
     @property
     def segments_prefix(self) -> str:
         return f"{self.index_prefix}segments/"
+
+    @property
+    def complete_key(self) -> str:
+        """Written once every data file of the lake has its record (after a rebuild)."""
+        return f"{self.index_prefix}complete.json"
 
     def record_key(self, name: str) -> str:
         return f"{self.records_prefix}{name}.json"

@@ -52,6 +52,8 @@ __all__ = ["RefreshSummary", "read_bookmark", "refresh"]
 log = logging.getLogger("tmdb_ingest")
 
 _REFRESH_RUN = "refresh"  # the lease's run id: one refresh of a lake at a time
+# Seconds of budget a compaction may take at the end (a whole-catalogue segment: ~2 s).
+_COMPACT_TIME = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,10 +215,10 @@ class _Refresh:
         self.index = LakeIndex(sink, keys)
 
     async def _lake(self) -> list[IndexFile]:
-        built = await rebuild(self.sink, self.keys, self.settings.prefix, compact=False)
+        built = await rebuild(self.sink, self.keys, self.settings.prefix, compact=False, once=True)
         if built.indexed_now:
             log.info("index rebuild: %d data files indexed", built.indexed_now)
-        return await self.index.files(compact=True)
+        return await self.index.files()
 
     async def run(
         self,
@@ -305,6 +307,11 @@ class _Refresh:
                 break
         done = fatal is None and len(runs) == len(groups) and all(r.done for r in runs)
         summary = _combined(summary, runs, done=done, deadline=deadline)
+        left = deadline.remaining()
+        if fatal is None and not deadline.stopped and (left is None or left > _COMPACT_TIME):
+            # Compact what was read and what landed: the next reader reads one segment.
+            with contextlib.suppress(FatalError):
+                await self.index.compact()
         if fatal is not None:
             fatal.summary = dataclasses.replace(summary, error=" ".join(str(fatal).split()))
             with contextlib.suppress(FatalError):
