@@ -224,6 +224,10 @@ class Emulator:
         """Start serving; afterwards :attr:`url` is valid."""
         if self._runner is not None:
             raise RuntimeError("emulator already started")
+        if self._history is not None:
+            # Today's change list, computed before serving (seconds for a whole catalogue),
+            # so that the first /movie/changes answers at TMDB's pace.
+            self._history.changed_ids(self.today)
         app = web.Application()
         app.router.add_get("/3/movie/changes", self._changes)  # before /movie/{imdb_id}
         app.router.add_get("/3/movie/{imdb_id}", self._movie)

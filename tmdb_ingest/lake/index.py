@@ -123,7 +123,7 @@ class IndexFile:
             fetched=str(d["fetched"]),
             language=d.get("language"),
             append=tuple(d.get("append") or ()),
-            movies=tuple((str(m[0]), m[1]) for m in d["movies"]),
+            movies=tuple(map(tuple, d["movies"])),  # [imdb_id, tmdb_id] pairs
         )
 
 
