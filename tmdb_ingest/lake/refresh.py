@@ -276,6 +276,8 @@ class _Refresh:
         finally:
             if not files_task.done():
                 files_task.cancel()
+            elif not files_task.cancelled():
+                files_task.exception()  # retrieved: the error that ended the refresh wins
         groups = _changed_movies(files, changes.ids)
         in_lake = sum(len(ids) for ids in groups.values())
         log.info(
