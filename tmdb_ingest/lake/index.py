@@ -16,9 +16,10 @@ written twice, across runs, shards and refreshes.
 
 A *segment* is the records known to have landed, one per line (the same objects), gzipped;
 each one is a superset of the segment it was built from, so a reader takes the latest
-(names sort by time) and the records it does not cover, checking that their data file
-exists with one listing per day folder. Records are never deleted, so a reader racing a
-compaction still sees every landed file. Reading never reads a data file.
+(names sort by time) and the records it does not cover, checking that their data files
+exist by listing. A compaction writes a new segment, then deletes the records it covers;
+a reader checks that no newer segment appeared while it listed the records, else reads
+again, so a read racing a compaction loses nothing. Reading never reads a data file.
 
 Lakes written before the index have data files without records: :func:`rebuild` reads
 those data files once and writes their records (resumable: a file with a record is done).
