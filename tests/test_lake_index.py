@@ -4,7 +4,6 @@ the one-time rebuild of a lake made before the index."""
 from __future__ import annotations
 
 import datetime as dt
-import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -17,12 +16,12 @@ from tmdb_ingest.api import ingest
 from tmdb_ingest.config.settings import Settings, Shard
 from tmdb_ingest.emulator.server import EmulatorConfig
 from tmdb_ingest.lake.index import IndexRecorder, LakeIndex, rebuild
-from tmdb_ingest.lake.keys import LakeKeys
 from tmdb_ingest.land.sinks import LocalSink
+from tmdb_ingest.run.layout import LakeLayout
 from tmdb_ingest.run.state import RunState
 
 PREFIX = "Raw/TMDB/JSON"
-KEYS = LakeKeys("Raw/TMDB/_state")
+KEYS = LakeLayout.of("Raw/TMDB/JSON")
 DAY = dt.date(2026, 11, 30)
 
 

@@ -17,16 +17,16 @@ from tmdb_ingest.api import ingest
 from tmdb_ingest.config.settings import Settings
 from tmdb_ingest.emulator.changes import ChangeHistory
 from tmdb_ingest.emulator.server import Emulator, EmulatorConfig
-from tmdb_ingest.lake.keys import LakeKeys
 from tmdb_ingest.lake.refresh import read_bookmark, refresh
 from tmdb_ingest.land.sinks import LocalSink
+from tmdb_ingest.run.layout import LakeLayout
 
 pytestmark = pytest.mark.slow
 
 DAY0 = dt.date(2026, 11, 20)
 LAKE = ids(160)
 CATALOGUE = frozenset(LAKE) | frozenset(ids(40, start=7000))  # some movies not in the lake
-KEYS = LakeKeys("Raw/TMDB/_state")
+KEYS = LakeLayout.of("Raw/TMDB/JSON")
 
 
 def settings(tmdb_url: str, out_dir: Path, **changes: Any) -> Settings:

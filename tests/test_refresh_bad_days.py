@@ -24,7 +24,7 @@ from tmdb_ingest.config.settings import Settings
 from tmdb_ingest.emulator.changes import ChangeHistory
 from tmdb_ingest.emulator.server import EmulatorConfig, EmulatorThread
 from tmdb_ingest.errors import AuthError
-from tmdb_ingest.lake.keys import LakeKeys
+from tmdb_ingest.run.layout import LakeLayout
 
 pytestmark = pytest.mark.slow
 
@@ -32,7 +32,7 @@ DAY0 = dt.date(2026, 11, 20)
 DAY3 = DAY0 + dt.timedelta(days=3)
 LAKE = ids(240)
 CATALOGUE = frozenset(LAKE)
-KEYS = LakeKeys("Raw/TMDB/_state")
+KEYS = LakeLayout.of("Raw/TMDB/JSON")
 KEY = "test-api-key"
 
 

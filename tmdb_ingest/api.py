@@ -34,7 +34,6 @@ from tmdb_ingest.fetch.pool import fetch_all
 from tmdb_ingest.fetch.rate.limiter import Limiter
 from tmdb_ingest.ids import is_imdb_id
 from tmdb_ingest.lake.index import IndexRecorder, LakeIndex
-from tmdb_ingest.lake.keys import LakeKeys
 from tmdb_ingest.land.formats import FileFormat
 from tmdb_ingest.land.lander import Lander
 from tmdb_ingest.land.sinks import LocalSink, S3Sink, Sink
@@ -207,7 +206,7 @@ async def _ingest_into(
             found=found,
         )
         state.index = IndexRecorder(
-            LakeKeys(settings.state_root),
+            LakeLayout.of(settings.prefix, settings.state_prefix),
             settings.language,
             settings.append_to_response,
             today=lambda: day,  # the day this invocation fetches (a resumed run's is later)
@@ -229,7 +228,7 @@ async def _ingest_into(
 
 async def _held_by_the_lake(sink: Sink, settings: Settings, run_id: str) -> set[str]:
     """The ids in the lake's data files, those of run ``run_id`` left out (``--new-only``)."""
-    files = await LakeIndex(sink, LakeKeys(settings.state_root)).files()
+    files = await LakeIndex(sink, LakeLayout.of(settings.prefix, settings.state_prefix)).files()
     mine = f"{run_id}-"
     held = {i for f in files if mine not in f.name for i, _ in f.movies}
     log.info("the lake holds %d movies from other runs; --new-only skips them", len(held))

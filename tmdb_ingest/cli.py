@@ -101,8 +101,8 @@ def _cmd_index(args: Namespace) -> int:
 
     from tmdb_ingest.api import open_sink
     from tmdb_ingest.lake.index import rebuild
-    from tmdb_ingest.lake.keys import LakeKeys
     from tmdb_ingest.logs import configure_logging
+    from tmdb_ingest.run.layout import LakeLayout
 
     settings = Settings.from_env(flags=flags_given(args))
     settings.require_sink()
@@ -111,7 +111,9 @@ def _cmd_index(args: Namespace) -> int:
     async def work() -> str:
         async with open_sink(settings) as sink:
             await sink.check()
-            done = await rebuild(sink, LakeKeys(settings.state_root), settings.prefix)
+            done = await rebuild(
+                sink, LakeLayout.of(settings.prefix, settings.state_prefix), settings.prefix
+            )
         return (
             f"{done.data_files} data files: {done.indexed_before} indexed before, "
             f"{done.indexed_now} indexed now ({done.movies} movies)"

@@ -40,9 +40,9 @@ from typing import Any
 import orjson
 
 from tmdb_ingest.errors import PreconditionFailed, SinkError
-from tmdb_ingest.lake.keys import LakeKeys
 from tmdb_ingest.land.formats import DATA_EXTENSIONS
 from tmdb_ingest.land.sinks import Sink
+from tmdb_ingest.run.layout import LakeLayout
 
 __all__ = [
     "IndexFile",
@@ -141,7 +141,7 @@ def tmdb_ids_of(bodies: Iterable[bytes]) -> list[int | None]:
 class IndexRecorder:
     """Writes the record of each data file a run lands (see the module docstring)."""
 
-    keys: LakeKeys
+    keys: LakeLayout
     language: str | None = None
     append: tuple[str, ...] = ()
     today: Callable[[], dt.date] = field(default=lambda: dt.datetime.now(dt.UTC).date())
@@ -176,7 +176,7 @@ class IndexRecorder:
 class LakeIndex:
     """Reads (and compacts) the index of the lake whose keys are ``keys``."""
 
-    def __init__(self, sink: Sink, keys: LakeKeys) -> None:
+    def __init__(self, sink: Sink, keys: LakeLayout) -> None:
         self.sink = sink
         self.keys = keys
 
@@ -324,7 +324,7 @@ class RebuildProgress:
 
 async def rebuild(
     sink: Sink,
-    keys: LakeKeys,
+    keys: LakeLayout,
     prefix: str,
     *,
     progress: Callable[[RebuildProgress], None] | None = None,

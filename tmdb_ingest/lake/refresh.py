@@ -40,9 +40,9 @@ from tmdb_ingest.fetch.client import ClientPolicy
 from tmdb_ingest.fetch.rate.limiter import Limiter, make_limiter
 from tmdb_ingest.lake.change_list import ChangeListClient, ChangeListStopped, read_changes
 from tmdb_ingest.lake.index import IndexFile, LakeIndex, rebuild
-from tmdb_ingest.lake.keys import LakeKeys
 from tmdb_ingest.land.sinks import Sink
 from tmdb_ingest.run.deadline import Deadline
+from tmdb_ingest.run.layout import LakeLayout
 from tmdb_ingest.run.lease import FencedSink
 from tmdb_ingest.run.stopping import StopRequest
 from tmdb_ingest.summary import Progress, Summary
@@ -80,7 +80,7 @@ class _Setting:
     append: tuple[str, ...]
 
 
-async def read_bookmark(sink: Sink, keys: LakeKeys) -> dict[str, Any] | None:
+async def read_bookmark(sink: Sink, keys: LakeLayout) -> dict[str, Any] | None:
     """The lake's refresh bookmark (``until``: the last day whose changes it has), or None."""
     raw = await sink.get(keys.bookmark_key)
     if raw is None:
@@ -93,7 +93,7 @@ async def read_bookmark(sink: Sink, keys: LakeKeys) -> dict[str, Any] | None:
     return dict(bookmark)
 
 
-async def read_last_refresh(sink: Sink, keys: LakeKeys) -> dict[str, Any] | None:
+async def read_last_refresh(sink: Sink, keys: LakeLayout) -> dict[str, Any] | None:
     """The summary of the lake's last refresh invocation, or None."""
     raw = await sink.get(keys.last_refresh_key)
     try:
@@ -141,8 +141,8 @@ async def refresh(
     day = today or dt.datetime.now(dt.UTC).date()
     until = until or day
     stop = stop or StopRequest()
-    limiter = limiter or make_limiter(settings.rate, max_rate=settings.max_rate)
-    keys = LakeKeys(settings.state_root)
+    limiter = limiter or make_limiter(settings.rate)
+    keys = LakeLayout.of(settings.prefix, settings.state_prefix)
     deadline = Deadline(
         settings.time_budget,
         start=started_at,
@@ -199,7 +199,7 @@ class _Refresh:
         self,
         settings: Settings,
         sink: Sink,
-        keys: LakeKeys,
+        keys: LakeLayout,
         deadline: Deadline,
         day: dt.date,
         limiter: Limiter,

@@ -12,7 +12,12 @@
     {state}/{run_id}/shard-I-of-N/checkpoint.json           what is known to be done
     {state}/{run_id}/shard-I-of-N/report.jsonl              every id not in a data file
     {state}/_inputs/{digest}.json                           input -> the run it started
-    {state}/_lake/...                                       the lake's index and refresh
+    {state}/_lake/index/records/{name}.json                 a data file's index record
+    {state}/_lake/index/segments/{time}-{token}.jsonl.gz    records compacted
+    {state}/_lake/index/complete.json                       every data file has its record
+    {state}/_lake/refresh/bookmark.json                     the last day the lake has
+    {state}/_lake/refresh/last.json                         the last refresh's summary
+    {state}/_lake/refresh/lease.json                        one refresh of a lake at a time
 
 ``state`` is the *state root*: ``--state-prefix`` when given, else ``_state`` beside the
 data prefix (``Raw/TMDB/_state`` for ``Raw/TMDB/JSON``). Runs started before the state
@@ -134,9 +139,33 @@ class LakeLayout:
         return f"{self.lake_root}/index/"
 
     @property
+    def records_prefix(self) -> str:
+        """The index's records: one per data file, written before it (lake/index.py)."""
+        return f"{self.index_prefix}records/"
+
+    def record_key(self, name: str) -> str:
+        """The index record of data file ``name``."""
+        return f"{self.records_prefix}{name}.json"
+
+    @property
+    def segments_prefix(self) -> str:
+        """The index's segments: records compacted together."""
+        return f"{self.index_prefix}segments/"
+
+    @property
+    def complete_key(self) -> str:
+        """Written once every data file of the lake has its index record (a rebuild)."""
+        return f"{self.index_prefix}complete.json"
+
+    @property
     def bookmark_key(self) -> str:
         """The refresh bookmark: the last day whose changes the lake has."""
         return f"{self.lake_root}/refresh/bookmark.json"
+
+    @property
+    def last_refresh_key(self) -> str:
+        """The summary of the lake's last refresh, done or not (for ``status``)."""
+        return f"{self.lake_root}/refresh/last.json"
 
     @property
     def refresh_lease_key(self) -> str:

@@ -288,10 +288,9 @@ async def _status(settings: Settings, run_id: str | None) -> RunStatus:
         status = await run_status(
             sink, prefix=settings.prefix, state_root=settings.state_prefix, run_id=run_id
         )
-        from tmdb_ingest.lake.keys import LakeKeys
         from tmdb_ingest.lake.refresh import read_bookmark, read_last_refresh
 
-        keys = LakeKeys(settings.state_root)
+        keys = LakeLayout.of(settings.prefix, settings.state_prefix)
         bookmark, last = await read_bookmark(sink, keys), await read_last_refresh(sink, keys)
         if bookmark is None and last is None:
             return status
