@@ -192,3 +192,23 @@ async def test_a_reader_racing_a_compaction_still_sees_every_landed_file(tmp_pat
     files = await LakeIndex(racing, KEYS).files()
     assert not racing.armed  # the compaction did run in the middle of the read
     assert {m[0] for m in index_movies(files)} == {f"tt000000{n}" for n in range(1, 5)}
+
+
+@pytest.mark.slow
+async def test_index_rebuild_on_the_command_line(
+    emulator_factory: EmulatorFactory, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import asyncio
+
+    from tmdb_ingest.cli import main
+
+    emu = await emulator_factory(EmulatorConfig(missing_rate=0, seed=2))
+    await ingest(ids(45), settings(emu.url, tmp_path))
+    shutil.rmtree(tmp_path / KEYS.lake_root)  # a lake from before the index
+    capsys.readouterr()
+    code = await asyncio.to_thread(main, ["index", "rebuild", "--out-dir", str(tmp_path)])
+    assert code == 0
+    assert "3 data files: 0 indexed before, 3 indexed now (45 movies)" in capsys.readouterr().out
+    again = await asyncio.to_thread(main, ["index", "rebuild", "--out-dir", str(tmp_path)])
+    assert again == 0
+    assert "3 data files: 3 indexed before, 0 indexed now" in capsys.readouterr().out

@@ -24,6 +24,8 @@ from tmdb_ingest.config.settings import Settings
 from tmdb_ingest.emulator.changes import ChangeHistory
 from tmdb_ingest.emulator.server import EmulatorConfig, EmulatorThread
 from tmdb_ingest.errors import AuthError
+from tmdb_ingest.lake.index import LakeIndex
+from tmdb_ingest.land.sinks import LocalSink
 from tmdb_ingest.run.layout import LakeLayout
 
 pytestmark = pytest.mark.slow
@@ -137,6 +139,12 @@ def test_a_refresh_killed_midway_and_run_again_lands_each_changed_movie_once(
     assert set(counts) == expected_changed()
     assert set(counts.values()) == {1}
     assert bookmark(lake) == str(DAY3)
+    # the lake index too: one entry per data file that landed, the killed one's included
+    files = asyncio.run(LakeIndex(LocalSink(lake), KEYS).files())
+    entries = Counter(i for f in files for i, _ in f.movies)
+    landed = Counter(m["imdb_id"] for movies in read_dir(lake).files.values() for m in movies)
+    assert entries == landed
+    assert {f.key for f in files} == set(read_dir(lake).files)
 
 
 def test_two_refreshes_at_once_one_exits_4_having_written_nothing(
