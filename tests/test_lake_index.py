@@ -212,3 +212,19 @@ async def test_index_rebuild_on_the_command_line(
     again = await asyncio.to_thread(main, ["index", "rebuild", "--out-dir", str(tmp_path)])
     assert again == 0
     assert "3 data files: 3 indexed before, 0 indexed now" in capsys.readouterr().out
+
+
+def test_a_refresh_uses_its_language_only_for_files_whose_record_does_not_say() -> None:
+    """Records rebuilt from data files cannot say their language: --language stands in."""
+    from tmdb_ingest.lake.index import IndexFile
+    from tmdb_ingest.lake.refresh import _changed_movies
+
+    known = IndexFile("a", "k/a.json", "2026-11-20", "fr-FR", (), (("tt1", 1),))
+    rebuilt = IndexFile("b", "k/b.json", "2026-11-20", None, ("credits",), (("tt2", 2),), False)
+    assert IndexFile.from_json(rebuilt.to_json()) == rebuilt
+    assert IndexFile.from_json(known.to_json()).language_known
+    groups = _changed_movies([known, rebuilt], {1, 2}, "de-DE")
+    assert {(s.language, s.append): ids for s, ids in groups.items()} == {
+        ("fr-FR", ()): ["tt1"],
+        ("de-DE", ("credits",)): ["tt2"],
+    }

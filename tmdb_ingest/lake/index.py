@@ -102,18 +102,20 @@ class IndexFile:
     language: str | None
     append: tuple[str, ...]
     movies: tuple[tuple[str, int | None], ...]  # (imdb_id, tmdb_id)
+    language_known: bool = True  # False: rebuilt from the data, which do not say it
 
     def to_json(self) -> bytes:
-        return orjson.dumps(
-            {
-                "name": self.name,
-                "key": self.key,
-                "fetched": self.fetched,
-                "language": self.language,
-                "append": list(self.append),
-                "movies": [list(m) for m in self.movies],
-            }
-        )
+        record: dict[str, object] = {
+            "name": self.name,
+            "key": self.key,
+            "fetched": self.fetched,
+            "language": self.language,
+            "append": list(self.append),
+            "movies": [list(m) for m in self.movies],
+        }
+        if not self.language_known:
+            record["language_known"] = False
+        return orjson.dumps(record)
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> IndexFile:
@@ -125,6 +127,7 @@ class IndexFile:
             language=d.get("language"),
             append=tuple(d.get("append") or ()),
             movies=tuple(map(tuple, d["movies"])),  # [imdb_id, tmdb_id] pairs
+            language_known=d.get("language_known", True) is not False,
         )
 
 
@@ -417,7 +420,8 @@ def _entry_from_data(key: str, raw: bytes, prefix: str) -> IndexFile:
         name=name,
         key=key,
         fetched=fetched,
-        language=None,  # not in the body: the data's own language is unknown
+        language=None,  # not in the body: a refresh uses its --language for these
+        language_known=False,
         append=tuple(extra),
         movies=tuple(
             (str(b.get("imdb_id")), b["id"] if isinstance(b.get("id"), int) else None)

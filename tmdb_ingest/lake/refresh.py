@@ -278,7 +278,7 @@ class _Refresh:
                 files_task.cancel()
             elif not files_task.cancelled():
                 files_task.exception()  # retrieved: the error that ended the refresh wins
-        groups = _changed_movies(files, changes.ids)
+        groups = _changed_movies(files, changes.ids, self.settings.language)
         in_lake = sum(len(ids) for ids in groups.values())
         log.info(
             "refresh %s..%s: %d pages, %d changed ids, %d of them in the lake",
@@ -385,11 +385,17 @@ def refresh_run_id(since: dt.date, until: dt.date, setting: _Setting, settings: 
     return f"refresh-{since:%Y%m%d}-{until:%Y%m%d}-{digest}"
 
 
-def _changed_movies(files: Iterable[IndexFile], changed: set[int]) -> dict[_Setting, list[str]]:
-    """The lake's movies whose TMDB id changed, by the setting each was first fetched with."""
+def _changed_movies(
+    files: Iterable[IndexFile], changed: set[int], language: str | None = None
+) -> dict[_Setting, list[str]]:
+    """The lake's movies whose TMDB id changed, by the setting each was first fetched with.
+
+    ``language`` (the refresh's ``--language``) stands in for the language of files whose
+    record was rebuilt from their data (which do not say it).
+    """
     first: dict[str, _Setting] = {}
     for f in files:  # key order: a movie's first data file comes first
-        setting = _Setting(f.language, f.append)
+        setting = _Setting(f.language if f.language_known else language, f.append)
         for imdb_id, tmdb_id in f.movies:
             if tmdb_id is not None and tmdb_id in changed and imdb_id not in first:
                 first[imdb_id] = setting
