@@ -20,6 +20,7 @@ from benchmarks import (
     bench_lambda,
     bench_memory,
     bench_rate,
+    bench_refresh,
     bench_resume,
     bench_selection,
     bench_throughput,
@@ -36,6 +37,7 @@ BENCHMARKS = (
     "rate",
     "bad_days",
     "lambda",
+    "refresh",
 )
 
 
@@ -79,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
         bench_bad_days.run(sections)
     if "lambda" in only:
         bench_lambda.run(sections, timeout=60 if args.quick else None)
+    if "refresh" in only:
+        bench_refresh.run(sections)
     took = time.perf_counter() - started
 
     page = [

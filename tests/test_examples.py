@@ -164,3 +164,41 @@ async def test_read_summary_reports_each_missing_id_once(
     assert f"accounted for {len(selected)} of {len(selected)} selected ids" in lines
     assert f"  selected: {len(selected)}" in lines
     assert summary["fetched"] == len(found)
+
+
+@pytest.mark.slow
+async def test_refresh_lake_fetches_again_what_changed_since_the_load(
+    emulator_factory: Any, tmp_path: Path, selected: list[str]
+) -> None:
+    """refresh_lake.py, three days after a load, lands each changed movie of the lake once
+    with its current body, and a second run the same day asks for nothing."""
+    import datetime as dt
+
+    from tmdb_ingest.api import ingest
+    from tmdb_ingest.config.settings import Settings
+    from tmdb_ingest.emulator import EmulatorConfig
+    from tmdb_ingest.emulator.changes import ChangeHistory
+
+    day0, day3 = dt.date(2026, 11, 20), dt.date(2026, 11, 23)
+    config = EmulatorConfig(catalogue=frozenset(selected), change_rate=0.2, today=day0)
+    emu = await emulator_factory(config)
+    out = tmp_path / "lake"
+    load = Settings(out_dir=out, tmdb_url=emu.url, api_key="test-api-key", rate=1000)
+    assert (await ingest(selected, load, today=day0)).done
+    emu.set_today(day3)
+    history = ChangeHistory(frozenset(selected), 0, 0.2)
+    changed = {
+        i
+        for i in selected
+        if not emu.is_missing(i)
+        and any(history.changed_on(i, day0 + dt.timedelta(days=k)) for k in range(4))
+    }
+    lines, summary = await run_example(
+        "refresh_lake.py", str(out), "--until", str(day3), emulator=emu
+    )
+    assert summary["done"] is True
+    assert (summary["since"], summary["until"]) == (str(day0), str(day3))
+    assert summary["in_lake"] == summary["fetched"] == len(changed) > 0
+    assert f"{len(changed)} of them in the lake" in lines[0]
+    _, again = await run_example("refresh_lake.py", str(out), "--until", str(day3), emulator=emu)
+    assert (again["pages"], again["fetched"], again["requests"]) == (0, 0, 0)

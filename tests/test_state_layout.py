@@ -124,14 +124,17 @@ async def test_an_old_run_keeps_its_lease_checkpoint_and_selection_in_the_old_pl
     summary = await ingest_csv(csv, settings, sink=sink, today=DAY)
 
     assert summary.done
-    state_writes = [k for k in sink.written if not k.startswith(f"{PREFIX}/2026/")]
+    # (the lake index is the lake's, not the run's: it stays under the lake's state root)
+    lake_index = "Raw/TMDB/_state/_lake/index/"
+    assert any(k.startswith(lake_index) for k in sink.written)
+    state_writes = [k for k in sink.written if not k.startswith((f"{PREFIX}/2026/", lake_index))]
     assert {k.rsplit("/", 1)[-1] for k in state_writes} >= {
         "selection.txt.gz",
         "lease.json",
         "checkpoint.json",
     }
     assert all(k.startswith(f"{old_root}/") for k in state_writes), state_writes
-    assert not (out / "Raw/TMDB/_state").exists()
+    assert [p.name for p in (out / "Raw/TMDB/_state").iterdir()] == ["_lake"]
 
 
 async def test_a_new_run_never_goes_to_the_old_place(tmp_path: Path) -> None:
@@ -158,7 +161,8 @@ async def test_data_files_of_any_format_count_as_landed(
     """Without a checkpoint, a manifest counts when its data file exists under any of the
     format's names, also when the run is resumed with another format."""
     state = await open_state(tmp_path, file_format=written)
-    key = await state.write_batch("r1-1of2-t-00001", ["tt0000001"], written.encode([b"{}"]))
+    name = f"{state.layout.name_base}-t-00001"  # data names begin with the run's stamp
+    key = await state.write_batch(name, ["tt0000001"], written.encode([b"{}"]))
     assert key.endswith(written.extension)
     resumed = await open_state(tmp_path)  # no save(): nothing but manifests and data
     assert resumed.landed_ids() == {"tt0000001"}

@@ -6,11 +6,13 @@ The public face::
 
     settings = Settings(bucket="my-lake", api_key="...")
     summary = await ingest_csv("movies.csv", settings)   # or ingest(ids, settings)
+    summary = await refresh(settings)   # later: fetch again what TMDB changed since
 
 Everything else lives in subpackages along the data's flow: ``config`` (settings,
 credentials), ``selection`` (movies.csv to ids), ``fetch`` (the TMDB client, the pool, the
 rate limiters), ``land`` (formats, sinks, the lander), ``run`` (layout, state, lease,
-deadline, stopping, status), ``api`` (``ingest``, ``ingest_csv``), and the entry points
+deadline, stopping, status), ``lake`` (the lake index, ``refresh``, the change list),
+``api`` (``ingest``, ``ingest_csv``), and the entry points
 ``cli``, ``lambda_handler`` and ``emulator``.
 
 The names below are loaded on first use (a module ``__getattr__``), so that ``import
@@ -39,6 +41,7 @@ if TYPE_CHECKING:
         TmdbUnreachable,
     )
     from tmdb_ingest.fetch.rate.limiter import Limiter
+    from tmdb_ingest.lake.refresh import RefreshSummary, refresh
     from tmdb_ingest.land.sinks import LocalSink, S3Sink, Sink
     from tmdb_ingest.run.stopping import StopRequest
     from tmdb_ingest.selection.reader import Selection, select_ids, select_ids_async
@@ -55,6 +58,7 @@ _LAZY = {
     ),
     **dict.fromkeys(("ingest", "ingest_csv"), "api"),
     "Limiter": "fetch.rate.limiter",
+    **dict.fromkeys(("RefreshSummary", "refresh"), "lake.refresh"),
     **dict.fromkeys(("Selection", "select_ids", "select_ids_async"), "selection.reader"),
     **dict.fromkeys(("Secret", "Settings", "Shard"), "config.settings"),
     "Rate": "config.values",
@@ -72,6 +76,7 @@ __all__ = [
     "Limiter",
     "LocalSink",
     "Rate",
+    "RefreshSummary",
     "RunBusy",
     "S3Sink",
     "Secret",
@@ -87,6 +92,7 @@ __all__ = [
     "__version__",
     "ingest",
     "ingest_csv",
+    "refresh",
     "select_ids",
     "select_ids_async",
 ]

@@ -39,6 +39,7 @@ from tmdb_ingest.fetch.policy import ClientPolicy
 from tmdb_ingest.fetch.pool import fetch_all
 from tmdb_ingest.fetch.rate.limiter import Limiter
 from tmdb_ingest.ids import is_imdb_id
+from tmdb_ingest.lake.index import IndexRecorder, LakeIndex
 from tmdb_ingest.land.formats import FileFormat
 from tmdb_ingest.land.lake_format import check_lake_format
 from tmdb_ingest.land.lander import Lander
@@ -75,6 +76,7 @@ async def ingest(
     limiter: Limiter | None = None,
     stop: StopRequest | None = None,
     holder: str | None = None,
+    new_only: bool = False,
 ) -> Summary:
     """Fetch every id from TMDB and land it in the sink, exactly once; return the summary.
 
@@ -95,12 +97,16 @@ async def ingest(
     holder's lease is taken over once it expires. Raises
     :class:`~tmdb_ingest.errors.FatalError` (with the summary so far as ``.summary``)
     when the key is rejected, TMDB is not there, the sink fails or the lease is lost.
+
+    ``new_only``: skip the ids the lake already holds from any other run (read from the
+    lake index, see :mod:`tmdb_ingest.lake.index`); they count as ``skipped``, and the
+    summary's ``new`` says how many were not in the lake.
     """
     if isinstance(ids, str | bytes):  # a str is an Iterable[str] too: of its characters
         raise TypeError(f"ids must be an iterable of IMDb ids, not a string: [{ids!r}]?")
     if started_at is None:
         started_at = asyncio.get_running_loop().time()  # opening the sink counts too
-    options = _Options(session, progress, today, started_at, limiter, stop, holder)
+    options = _Options(session, progress, today, started_at, limiter, stop, holder, new_only)
     settings.require_credentials()
     if sink is None:
         settings.require_sink()
@@ -122,6 +128,7 @@ async def ingest_csv(
     limiter: Limiter | None = None,
     stop: StopRequest | None = None,
     holder: str | None = None,
+    new_only: bool = False,
 ) -> Summary:
     """Select ids from movies.csv (a path or ``s3://`` URI) and :func:`ingest` them.
 
@@ -136,7 +143,7 @@ async def ingest_csv(
         started_at = asyncio.get_running_loop().time()
     settings.require_credentials()
     day = today or dt.datetime.now(dt.UTC).date()
-    options = _Options(session, progress, day, started_at, limiter, stop, holder)
+    options = _Options(session, progress, day, started_at, limiter, stop, holder, new_only)
     if sink is None:
         settings.require_sink()
     async with AsyncExitStack() as stack:
@@ -165,6 +172,7 @@ class _Options:
     limiter: Limiter | None
     stop: StopRequest | None
     holder: str | None
+    new_only: bool = False
 
 
 async def _checked_sink(stack: AsyncExitStack, sink: Sink | None, settings: Settings) -> Sink:
@@ -249,14 +257,30 @@ async def _ingest_into(
             today=work.day, file_format=FileFormat.from_settings(settings),
             selected=work.selected, found=found,
         )  # fmt: skip
+        state.index = IndexRecorder(
+            LakeLayout.of(settings.prefix, settings.state_prefix),  # the lake's, not the run's
+            settings.language,
+            settings.append_to_response,
+            today=lambda: work.day,  # the day this invocation fetches (a resumed run's is later)
+        )
         client = TmdbClient.from_settings(
             settings, session=options.session, limiter=options.limiter
         )
-        run = _Invocation(settings, state, deadline, client, tasks)
+        held = await _held_by_the_lake(fenced, settings, work.run_id) if options.new_only else None
+        run = _Invocation(settings, state, deadline, client, tasks, held=held)
         with _long_lived_objects_frozen():
             async with _progress_ticker(options.progress, run, tasks):
                 return await run.execute(work)
     raise AssertionError("unreachable")  # pragma: no cover (mypy: async with may swallow)
+
+
+async def _held_by_the_lake(sink: Sink, settings: Settings, run_id: str) -> set[str]:
+    """The ids in the lake's data files, those of run ``run_id`` left out (``--new-only``)."""
+    files = await LakeIndex(sink, LakeLayout.of(settings.prefix, settings.state_prefix)).files()
+    mine = f"{run_id}-"
+    held = {i for f in files if mine not in f.name for i, _ in f.movies}
+    log.info("the lake holds %d movies from other runs; --new-only skips them", len(held))
+    return held
 
 
 async def _found_run(
@@ -419,8 +443,12 @@ class _Invocation:
         deadline: Deadline,
         client: TmdbClient,
         tasks: RunTasks,
+        *,
+        held: set[str] | None = None,
     ) -> None:
         self.settings = settings
+        self.held = held  # --new-only: ids the lake holds from other runs (None: not asked)
+        self.new: int | None = None
         self.state = state
         self.deadline = deadline
         self.stop = deadline.stop_request
@@ -440,6 +468,11 @@ class _Invocation:
         """Fetch and land ``work``, save the state; the summary, or the fatal error with it."""
         state, lander = self.state, self.lander
         done_before, accounted = state.done_ids(), state.resolved_ids()
+        if self.held is not None:
+            held = self.held - done_before
+            self.held = {i for i in work.ids if i in held}
+            self.new = len(work.ids) - len(self.held)
+            done_before = done_before | self.held
         todo = [i for i in work.ids if i not in done_before]
         self.retried_failed = sum(1 for i in todo if i in accounted)  # failed before
         bad = [i for i in work.malformed if i not in accounted]  # reported once, never sent
@@ -505,7 +538,7 @@ class _Invocation:
         )
 
     def summary(self, work: _Work, report: str | None) -> Summary:
-        resolved = self.state.resolved_ids()
+        resolved = self.state.resolved_ids() | (self.held or set())
         done = self.stop.error is None and all(i in resolved for i in (*work.ids, *work.malformed))
         counts, stats = self.lander.counts, self.client.stats
         return Summary(
@@ -525,6 +558,7 @@ class _Invocation:
             report=report,
             retried_failed=self.retried_failed,
             rate_found=round(self.client.limiter.rate, 1) if self.settings.rate.adaptive else None,
+            new=self.new,
         )
 
 

@@ -18,7 +18,7 @@ import sys
 import time
 from argparse import Namespace
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tmdb_ingest.cli_parser import build_parser, flags_given
 from tmdb_ingest.config.settings import Settings
@@ -66,18 +66,73 @@ async def _run(args: Namespace, stop: StopRequest) -> Summary:
         configure_logging(settings.secrets(), verbose=args.verbose)
         with progress_for(sys.stderr) as progress:
             return await ingest_csv(
-                args.csv, settings, progress=progress, started_at=args.started_at, stop=stop
+                args.csv,
+                settings,
+                progress=progress,
+                started_at=args.started_at,
+                stop=stop,
+                new_only=args.new_only,
             )
 
 
-def _cmd_run(args: Namespace) -> int:
+async def _refresh(args: Namespace, stop: StopRequest) -> Summary:
+    from tmdb_ingest.config.credentials import credentials_from_env
+    from tmdb_ingest.lake.refresh import refresh
+    from tmdb_ingest.logs import configure_logging
+    from tmdb_ingest.progress import progress_for
+    from tmdb_ingest.run.stopping import stop_on_signals
+
+    with stop_on_signals(stop):
+        credentials = await credentials_from_env(os.environ)
+        settings = Settings.from_env(flags=flags_given(args), **credentials)
+        settings.require_sink()
+        configure_logging(settings.secrets(), verbose=args.verbose)
+        with progress_for(sys.stderr) as progress:
+            return await refresh(
+                settings,
+                since=args.since,
+                until=args.until,
+                progress=progress,
+                started_at=args.started_at,
+                stop=stop,
+            )
+
+
+def _cmd_index(args: Namespace) -> int:
+    import asyncio
+
+    from tmdb_ingest.api import open_sink
+    from tmdb_ingest.lake.index import rebuild
+    from tmdb_ingest.logs import configure_logging
+    from tmdb_ingest.run.layout import LakeLayout
+
+    settings = Settings.from_env(flags=flags_given(args))
+    settings.require_sink()
+    configure_logging(settings.secrets(), verbose=args.verbose)
+
+    async def work() -> str:
+        async with open_sink(settings) as sink:
+            await sink.check()
+            done = await rebuild(
+                sink, LakeLayout.of(settings.prefix, settings.state_prefix), settings.prefix
+            )
+        return (
+            f"{done.data_files} data files: {done.indexed_before} indexed before, "
+            f"{done.indexed_now} indexed now ({done.movies} movies)"
+        )
+
+    print(asyncio.run(work()), flush=True)
+    return EXIT_DONE
+
+
+def _cmd_run(args: Namespace, work: Any = None) -> int:
     import asyncio  # here, not at the top: the parser and `--help` do without it
 
     from tmdb_ingest.run.stopping import StopRequest
 
     stop = StopRequest()
     try:
-        summary = asyncio.run(_run(args, stop))
+        summary = asyncio.run((work or _run)(args, stop))
     except asyncio.CancelledError:  # a third Ctrl-C: cancelled, no summary
         print(f"tmdb-ingest: {_INTERRUPTED}", file=sys.stderr, flush=True)
         return EXIT_SIGINT
@@ -159,6 +214,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_select(args)
         if args.command == "run":
             return _cmd_run(args)
+        if args.command == "refresh":
+            return _cmd_run(args, _refresh)
+        if args.command == "index":
+            return _cmd_index(args)
         if args.command == "status":
             from tmdb_ingest.run import status
 

@@ -64,10 +64,13 @@ def _help(option: Option) -> str:
     return text.replace("%", "%%")
 
 
-def _add_options(parser: argparse.ArgumentParser, command: str) -> None:
+def _add_options(
+    parser: argparse.ArgumentParser, command: str, *, without: frozenset[str] = frozenset()
+) -> None:
+    """Add ``command``'s options (less those named in ``without``) to ``parser``."""
     groups: dict[str, Any] = {}
     for option in OPTIONS:
-        if option.flag is None or command not in option.commands:
+        if option.flag is None or command not in option.commands or option.name in without:
             continue
         if option.section not in groups:
             group = parser.add_argument_group(_SECTIONS[option.section])
@@ -135,6 +138,37 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("csv", metavar="CSV", help="movies.csv: a path or s3://bucket/key")
         _add_options(command, name)
     run.add_argument("--json", action="store_true", help="the summary as JSON on the last line")
+    run.add_argument(
+        "--new-only",
+        action="store_true",
+        help="skip the ids the lake already holds, from any run (the lake index says which)",
+    )
+    refresh = sub.add_parser(
+        "refresh", parents=[common], formatter_class=formatter, epilog=_run_epilog(),
+        help="fetch again the movies of the lake that TMDB changed (its change list)",
+        description="Read TMDB's change list from the day after the lake's bookmark to "
+        "--until, fetch again\nevery changed movie of the lake (once, with the language and "
+        "appended responses it was\nfirst fetched with), land it as a run does, then move "
+        "the bookmark. The same command resumes.",
+    )  # fmt: skip
+    _add_options(refresh, "run", without=_NOT_FOR_REFRESH)
+    refresh.add_argument(
+        "--since", type=_date, default=None, metavar="YYYY-MM-DD",
+        help="the first day to read (default: the day after the bookmark; the first time, "
+        "the earliest fetch date in the lake)",
+    )  # fmt: skip
+    refresh.add_argument(
+        "--until", type=_date, default=None, metavar="YYYY-MM-DD",
+        help="the last day to read (default: today, UTC)",
+    )  # fmt: skip
+    refresh.add_argument("--json", action="store_true", help="the summary as JSON on the last line")
+    index = sub.add_parser(
+        "index", parents=[common], help="the lake index: `index rebuild` for a lake made before it",
+        description="rebuild: index the data files that have no index record (a lake made "
+        "before the index),\nreading each of them once; resumable, with progress.",
+    )  # fmt: skip
+    index.add_argument("action", choices=("rebuild",), help="rebuild: index the unindexed files")
+    _add_options(index, "status", without=frozenset({"run_id"}))
     status = sub.add_parser(
         "status", parents=[common], allow_abbrev=False,
         help="where a run stands, per shard, read from its state",
@@ -183,6 +217,19 @@ def _count(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
+
+
+# The run options that do not apply to a refresh: it selects from the lake, not a CSV.
+_NOT_FOR_REFRESH = frozenset({"genres", "votes_above", "run_id", "shard"})
+
+
+def _date(text: str) -> Any:
+    import datetime as dt
+
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a date, YYYY-MM-DD") from None
 
 
 def flags_given(args: argparse.Namespace) -> dict[str, Any]:

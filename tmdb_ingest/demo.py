@@ -3,12 +3,15 @@
 Generates a sample movies.csv, starts the TMDB emulator (about 150 ms median latency,
 a server limit of 50 requests per second, some missing ids) and moto's S3 server,
 runs the real pipeline at the default rate, prints the summary and the objects written,
-and stops everything it started, also when something fails.
+then moves the emulator's date three days on and refreshes the lake from TMDB's change
+list (only the changed movies are fetched again), and stops everything it started, also
+when something fails.
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import os
 import sys
@@ -24,13 +27,23 @@ from tmdb_ingest.emulator.sample import generate_movies_csv
 from tmdb_ingest.emulator.server import EmulatorConfig, EmulatorThread
 from tmdb_ingest.errors import ConfigError
 from tmdb_ingest.logs import configure_logging
+from tmdb_ingest.summary import Summary
 
 DEMO_BUCKET = "tmdb-ingest-demo"
 DEMO_KEY = "test-api-key"
 
 
+# The demo loads the lake "three days ago" and refreshes it today; its emulator changes a
+# larger share of its catalogue a day than TMDB (5%, not 0.5%), so the refresh has
+# something to show on a small sample.
+_DAYS_LATER = 3
+_CHANGE_RATE = 0.05
+
+
 @contextmanager
-def local_services(seed: int) -> Iterator[tuple[str, EmulatorThread]]:
+def local_services(
+    seed: int, *, catalogue: frozenset[str] = frozenset(), today: dt.date | None = None
+) -> Iterator[tuple[str, EmulatorThread]]:
     """Start moto's S3 server and the TMDB emulator on 127.0.0.1; yield (S3 URL, emulator).
 
     The emulator answers like TMDB at its documented pace (about 150 ms median latency,
@@ -55,7 +68,10 @@ def local_services(seed: int) -> Iterator[tuple[str, EmulatorThread]]:
     moto.start()
     try:
         host, port = moto.get_host_and_port()
-        config = EmulatorConfig(latency_ms=150, limit=50, missing_rate=0.05, seed=seed)
+        config = EmulatorConfig(
+            latency_ms=150, limit=50, missing_rate=0.05, seed=seed,
+            catalogue=catalogue, change_rate=_CHANGE_RATE, today=today,
+        )  # fmt: skip
         with EmulatorThread(config) as emulator:
             yield f"http://{host}:{port}", emulator
     finally:
@@ -68,7 +84,12 @@ def run_demo(movies: int = 8000, seed: int = 7) -> int:
         csv = Path(tmp) / "movies.csv"
         sample = generate_movies_csv(csv, movies=movies, seed=seed)
         print(f"1. sample catalogue: {sample.rows} rows, {sample.movies} movies -> {csv}")
-        with local_services(seed) as (s3_url, emulator):
+        from tmdb_ingest.emulator.cli import catalogue_from_csv
+
+        now = dt.datetime.now(dt.UTC).date()
+        load_day = now - dt.timedelta(days=_DAYS_LATER)
+        catalogue = catalogue_from_csv(csv)
+        with local_services(seed, catalogue=catalogue, today=load_day) as (s3_url, emulator):
             configure_logging((DEMO_KEY,))
             print(f"2. TMDB emulator at {emulator.url} (150 ms median, limit 50/s)")
             print(f"3. S3 (moto) at {s3_url}, bucket {DEMO_BUCKET}")
@@ -79,11 +100,16 @@ def run_demo(movies: int = 8000, seed: int = 7) -> int:
                 tmdb_url=emulator.url,
                 api_key=DEMO_KEY,
             )
-            return asyncio.run(_run(csv, settings, s3_url, emulator.stats.max_in_window))
+            return asyncio.run(_run(csv, settings, s3_url, emulator, load_day, now))
 
 
 async def _run(
-    csv: Path, settings: Settings, s3_url: str, max_in_window: Callable[[float], int]
+    csv: Path,
+    settings: Settings,
+    s3_url: str,
+    emulator: EmulatorThread,
+    load_day: dt.date,
+    now: dt.date,
 ) -> int:
     from aiobotocore.session import get_session
 
@@ -94,8 +120,9 @@ async def _run(
         await s3.create_bucket(Bucket=DEMO_BUCKET)
         rate, concurrency = settings.rate.per_second, settings.concurrency
         print(f"4. running at {rate:g} requests/s, {concurrency} in flight ...")
+        max_in_window: Callable[[float], int] = emulator.stats.max_in_window
         with progress_for(sys.stderr) as progress:
-            summary = await ingest_csv(csv, settings, progress=progress)
+            summary = await ingest_csv(csv, settings, progress=progress, today=load_day)
         print("5. summary:")
         print("   " + orjson.dumps(summary.as_dict()).decode())
         ideal = summary.requests / settings.rate.per_second
@@ -122,4 +149,21 @@ async def _run(
                     f"   {movie['imdb_id']}  {movie['title'][:40]:<40} "
                     f"budget {movie['budget']:>11,}  revenue {movie['revenue']:>13,}"
                 )
-    return 0 if summary.done else 3
+        refreshed = await _refresh(settings, emulator, now)
+    return 0 if summary.done and refreshed.done else 3
+
+
+async def _refresh(settings: Settings, emulator: EmulatorThread, now: dt.date) -> Summary:
+    """Step 8: the emulator some days later, and a refresh of the lake."""
+    from tmdb_ingest.lake.refresh import refresh
+
+    emulator.set_today(now)
+    print(f"8. {_DAYS_LATER} days later ({now}): refresh from TMDB's change list ...")
+    summary = await refresh(settings, until=now)
+    print("   " + orjson.dumps(summary.as_dict()).decode())
+    print(
+        f"   {summary.pages} change-list pages, {summary.changed} movies changed at TMDB, "
+        f"{summary.in_lake} of them in the lake, {summary.fetched} fetched again "
+        f"({summary.requests} requests, {summary.elapsed_s:.1f} s); bookmark -> {summary.until}"
+    )
+    return summary

@@ -1,8 +1,10 @@
 """AWS Lambda entry point: event + context -> settings -> :func:`ingest_csv` -> summary.
 
 The event is an S3 put notification for the uploaded CSV, or ``{"csv": "s3://...",
-"run_id": ..., "shard": "I/N"}`` (both optional). Settings come from the environment
-(``docs/configuration.md``); the output bucket defaults to the CSV's. It returns the
+"run_id": ..., "shard": "I/N"}`` (both optional), or ``{"refresh": {}}`` (optionally
+``{"refresh": {"until": "YYYY-MM-DD"}}``): a :func:`~tmdb_ingest.lake.refresh.refresh`
+of the lake in ``TMDB_INGEST_BUCKET``, the daily schedule's event. Settings come from
+the environment (``docs/configuration.md``); the output bucket defaults to the CSV's. It returns the
 summary dict: ``done: false`` means invoke again with its ``run_id``; ``busy: true``
 (another invocation holds the run) means the same, after a wait. The budget is the
 remaining time less a margin (1%, 2..10 s) for what lies outside the library's own
@@ -25,6 +27,7 @@ Embedded Metric Format: namespace ``tmdb_ingest``, dimension ``function``, count
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import os
 import time
@@ -41,7 +44,14 @@ from tmdb_ingest.logs import FIELDS, configure_logging, emf_metrics, redact
 from tmdb_ingest.s3 import S3Uri
 from tmdb_ingest.summary import Summary, marked, one_line
 
-__all__ = ["METRICS_NAMESPACE", "IngestFailed", "handler", "parse_event", "safety_margin"]
+__all__ = [
+    "METRICS_NAMESPACE",
+    "IngestFailed",
+    "handler",
+    "parse_event",
+    "parse_refresh_event",
+    "safety_margin",
+]
 
 log = logging.getLogger("tmdb_ingest")
 
@@ -88,6 +98,24 @@ def parse_event(event: Any) -> tuple[str, str | None, Shard | None]:
     return csv, run_id or None, Shard.parse(shard) if shard else None
 
 
+def parse_refresh_event(event: Any) -> tuple[bool, dt.date | None]:
+    """``(is it a refresh event, its until)``: ``{"refresh": {}}`` or with ``"until"``."""
+    if not isinstance(event, dict) or "refresh" not in event:
+        return False, None
+    body = event["refresh"]
+    if body is None:
+        body = {}
+    if not isinstance(body, dict) or set(body) - {"until"}:
+        raise InputError(f'event: expected {{"refresh": {{"until": "YYYY-MM-DD"}}}}, got {body!r}')
+    until = body.get("until")
+    if until is None:
+        return True, None
+    try:
+        return True, dt.date.fromisoformat(str(until))
+    except ValueError:
+        raise InputError(f"event: refresh.until must be a date YYYY-MM-DD, got {until!r}") from None
+
+
 def handler(event: Any, context: Any) -> dict[str, Any]:
     """Run (or resume) one invocation's share of the job; return the summary dict."""
     global _cold_start
@@ -96,18 +124,20 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
     _cold_start = False
     remaining = context.get_remaining_time_in_millis() / 1000
     configure_logging(json=True, fields=fields)
-    csv, run_id, shard = parse_event(event)
+    is_refresh, until = parse_refresh_event(event)
+    csv, run_id, shard = (None, None, None) if is_refresh else parse_event(event)
     budget = remaining - safety_margin(remaining)
     if budget < 1.0:
         raise ConfigError("time_budget", f"only {remaining:.1f} s left: raise the timeout")
     log.info(
         "invocation",
         extra={FIELDS: {"csv": csv, "run_id": run_id, "shard": str(shard or Shard()),
-                        "budget_s": round(budget, 1)}},
+                        "budget_s": round(budget, 1),
+                        **({"refresh_until": str(until)} if is_refresh else {})}},
     )  # fmt: skip
     function = getattr(context, "function_name", None) or "tmdb-ingest"
     try:
-        result = asyncio.run(_invoke(csv, run_id, shard, budget, started, fields))
+        result = asyncio.run(_invoke(csv, run_id, shard, budget, started, fields, until))
     except IngestFailed as exc:
         _log_metrics(function, exc.summary.as_dict() if exc.summary else {}, started)
         raise
@@ -116,22 +146,30 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
 
 
 async def _invoke(
-    csv: str, run_id: str | None, shard: Shard | None, budget: float, started: float,
-    fields: dict[str, Any],
+    csv: str | None, run_id: str | None, shard: Shard | None, budget: float, started: float,
+    fields: dict[str, Any], until: dt.date | None = None,
 ) -> dict[str, Any]:  # fmt: skip
+    """One invocation: ``ingest_csv(csv)``, or a refresh of the lake when ``csv`` is None."""
     env = os.environ
     overrides: dict[str, Any] = {"time_budget": budget, **await credentials_from_env(env)}
     if run_id:
         overrides["run_id"] = run_id
     if shard:
         overrides["shard"] = shard
-    if not env.get("TMDB_INGEST_BUCKET"):
+    if not env.get("TMDB_INGEST_BUCKET") and csv is not None:
         overrides["bucket"] = S3Uri.parse(csv).bucket
     settings = Settings.from_env(env, **overrides)
     configure_logging(settings.secrets(), json=True, fields=fields)
     try:
         holder = f"lambda:{fields['request_id']}" if fields.get("request_id") else None
-        summary = await ingest_csv(csv, settings, started_at=started, holder=holder)
+        if csv is None:
+            from tmdb_ingest.lake.refresh import refresh
+
+            summary: Summary = await refresh(
+                settings, until=until, started_at=started, holder=holder
+            )
+        else:
+            summary = await ingest_csv(csv, settings, started_at=started, holder=holder)
     except RunBusy as exc:
         result = (
             marked(exc.summary, exc).as_dict() if exc.summary else {"done": False, "busy": True}

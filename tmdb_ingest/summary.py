@@ -19,6 +19,8 @@ class Summary:
     a fatal error. ``retried_failed``: ids reported ``failed`` by an earlier invocation
     that this one tried again. ``rate_found`` (only with ``rate="auto"``): the pace the
     limiter settled on, requests per second, at the end.
+    that this one tried again. ``new`` (``--new-only`` runs): of the selected ids, those
+    the lake did not hold before this run (the others count as ``skipped``).
     """
 
     run_id: str
@@ -39,6 +41,7 @@ class Summary:
     busy: bool = False
     error: str | None = None
     rate_found: float | None = None
+    new: int | None = None  # --new-only: selected ids that no earlier run had landed
 
     def as_dict(self) -> dict[str, Any]:
         """The summary as a JSON-serialisable dict, fields in the documented order.
@@ -55,6 +58,8 @@ class Summary:
             del data["error"]
         if self.rate_found is None:
             del data["rate_found"]
+        if self.new is None:
+            del data["new"]
         return data
 
     def to_json(self) -> str:

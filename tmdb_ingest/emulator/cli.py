@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
 import signal
 import sys
+from pathlib import Path
 
 from tmdb_ingest.emulator.server import ALL_FAULTS, Emulator, EmulatorConfig, EmulatorStats
 
-__all__ = ["add_arguments", "config_from_args", "run"]
+__all__ = ["add_arguments", "catalogue_from_csv", "config_from_args", "run"]
 
 _DEFAULTS = EmulatorConfig()
 
@@ -39,6 +41,27 @@ def _schedule(text: str) -> tuple[tuple[float, float], ...]:
         raise argparse.ArgumentTypeError(
             f"{text!r}: expected SECONDS:RPS pairs separated by commas, e.g. 30:25,90:45"
         ) from None
+
+
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a date, YYYY-MM-DD") from None
+
+
+def catalogue_from_csv(path: str | Path) -> frozenset[str]:
+    """The IMDb ids of a movies.csv (its first column), for the change history."""
+    from tmdb_ingest.ids import is_imdb_id
+
+    ids = set()
+    with Path(path).open(encoding="utf-8", errors="replace") as lines:
+        next(lines, None)  # the header
+        for line in lines:
+            imdb_id = line.split("|", 1)[0]
+            if is_imdb_id(imdb_id):
+                ids.add(imdb_id)
+    return frozenset(ids)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -113,6 +136,35 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--seed", type=int, default=0, help="fixes bodies, missing ids, faults, latency (default 0)"
     )
     parser.add_argument(
+        "--today",
+        type=_date,
+        default=None,
+        metavar="YYYY-MM-DD",
+        help="the emulator's date: bodies show the changes up to it (default: today, UTC)",
+    )
+    parser.add_argument(
+        "--catalogue",
+        type=Path,
+        default=None,
+        metavar="CSV",
+        help="a movies.csv whose movies change over time and are in /movie/changes "
+        "(default: none, nothing changes)",
+    )
+    parser.add_argument(
+        "--change-rate",
+        type=_probability,
+        default=_DEFAULTS.change_rate,
+        metavar="P",
+        help=f"share of the catalogue changed each day (default {_DEFAULTS.change_rate})",
+    )
+    parser.add_argument(
+        "--removal-rate",
+        type=_probability,
+        default=0.0,
+        metavar="P",
+        help="share of changes that remove the movie: 404 from then on (default 0)",
+    )
+    parser.add_argument(
         "--api-key",
         default=_DEFAULTS.api_key,
         help=f"accepted api_key (default {_DEFAULTS.api_key})",
@@ -142,6 +194,10 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         seed=args.seed,
         host=args.host,
         port=args.port,
+        today=args.today,
+        catalogue=catalogue_from_csv(args.catalogue) if args.catalogue else frozenset(),
+        change_rate=args.change_rate,
+        removal_rate=args.removal_rate,
     )
 
 

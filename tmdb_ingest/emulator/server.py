@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import datetime as dt
 import math
 import threading
 import time
 from collections import Counter, deque
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from statistics import NormalDist
 from types import TracebackType
 from typing import Literal, Self
@@ -29,7 +30,7 @@ from typing import Literal, Self
 import orjson
 from aiohttp import web
 
-from tmdb_ingest.emulator import bodies
+from tmdb_ingest.emulator import bodies, changes
 
 __all__ = [
     "ALL_FAULTS",
@@ -53,6 +54,7 @@ ALL_FAULTS: tuple[str, ...] = (
 
 _MESSAGES = {
     5: "Invalid parameters: Your request parameters are incorrect.",
+    22: "Invalid page: Pages start at 1 and max at 500. They are expected to be an integer.",
     7: "Invalid API key: You must be granted a valid key.",
     9: "Service offline: This service is temporarily offline, try again later.",
     10: "Suspended API key: Access to your account has been suspended, contact TMDB.",
@@ -98,6 +100,12 @@ class EmulatorConfig:
     ``faults`` kinds (see :data:`ALL_FAULTS`); a ``stall`` waits ``stall_s`` first.
     ``broken_rate`` is the share of ids that answer 500 (code 11) to every request, a
     fault that no retry gets past (the run reports them ``failed``).
+
+    ``today`` is the emulator's date (None: the UTC date now): movie bodies show the
+    changes up to it and ``/movie/changes`` lists none after it. ``catalogue`` holds the
+    IMDb ids whose movies change (see :mod:`tmdb_ingest.emulator.changes`), each on a
+    ``change_rate`` share of the days, a ``removal_rate`` share of the changes removing
+    the movie; with an empty catalogue nothing changes and the change list is empty.
     """
 
     api_key: str | None = "test-api-key"
@@ -116,6 +124,10 @@ class EmulatorConfig:
     seed: int = 0
     host: str = "127.0.0.1"
     port: int = 0
+    today: dt.date | None = None
+    catalogue: frozenset[str] = frozenset()
+    change_rate: float = 0.0051
+    removal_rate: float = 0.0
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.faults) - set(ALL_FAULTS))
@@ -123,7 +135,7 @@ class EmulatorConfig:
             raise ValueError(f"faults: unknown kinds {unknown}; allowed: {', '.join(ALL_FAULTS)}")
         if self.fault_rate > 0 and not self.faults:
             raise ValueError("faults: empty, but fault_rate > 0; enable at least one kind")
-        for name in ("missing_rate", "fault_rate", "broken_rate"):
+        for name in ("missing_rate", "fault_rate", "broken_rate", "change_rate", "removal_rate"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name}: {value} is not a probability in [0, 1]")
@@ -147,7 +159,9 @@ class EmulatorStats:
 
     Every request counts, whatever its answer: ``requests``, ``arrivals`` (its
     ``time.monotonic()`` on arrival, before the rate limit and auth) and, for the movie and
-    find routes, ``by_id``. ``by_status`` counts the status line sent, so a ``truncated``
+    find routes, ``by_id``; ``by_route`` counts them by route (``movie``, ``find``,
+    ``changes``, ``unknown``) and ``first_by_route`` keeps each route's first arrival.
+    ``by_status`` counts the status line sent, so a ``truncated``
     or ``bad_json`` fault counts as 200, and a ``reset`` (no response) or a request whose
     client went away counts nowhere; ``faults`` counts injected faults by kind.
     ``in_flight`` is the number of requests being handled now.
@@ -161,6 +175,8 @@ class EmulatorStats:
     arrivals: list[float] = field(default_factory=list)
     faults: Counter[str] = field(default_factory=Counter)
     by_id: Counter[str] = field(default_factory=Counter)
+    by_route: Counter[str] = field(default_factory=Counter)
+    first_by_route: dict[str, float] = field(default_factory=dict)
 
     def max_in_window(self, window: float = 1.0) -> int:
         """The most arrivals in any half-open time window ``[t, t + window)``."""
@@ -200,6 +216,7 @@ class Emulator:
         self._first_arrival: float | None = None
         # Attempt numbers per (route, id): they, not arrival order, pick faults and latency.
         self._attempts: Counter[str] = Counter()
+        self._history = self._history_of(self.config)
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -207,12 +224,18 @@ class Emulator:
         """Start serving; afterwards :attr:`url` is valid."""
         if self._runner is not None:
             raise RuntimeError("emulator already started")
+        if self._history is not None:
+            # Today's change list, computed before serving (seconds for a whole catalogue),
+            # so that the first /movie/changes answers at TMDB's pace.
+            self._history.changed_ids(self.today)
         app = web.Application()
+        app.router.add_get("/3/movie/changes", self._changes)  # before /movie/{imdb_id}
         app.router.add_get("/3/movie/{imdb_id}", self._movie)
         app.router.add_get("/3/find/{imdb_id}", self._find)
         # Counters for tests and benchmarks that run the emulator in another process.
         app.router.add_get("/_emulator/stats", self._stats)
         # Also without the version segment, for a --tmdb-url given without "/3".
+        app.router.add_get("/movie/changes", self._changes)
         app.router.add_get("/movie/{imdb_id}", self._movie)
         app.router.add_get("/find/{imdb_id}", self._find)
         app.router.add_route("*", "/{tail:.*}", self._unknown)
@@ -263,14 +286,37 @@ class Emulator:
         """The API base URL, like ``http://127.0.0.1:PORT/3``."""
         return f"http://{self.config.host}:{self.port}/3"
 
+    @property
+    def today(self) -> dt.date:
+        """The emulator's date: ``config.today``, or the UTC date now."""
+        return self.config.today or dt.datetime.now(dt.UTC).date()
+
+    def set_today(self, day: dt.date | None) -> None:
+        """Move the emulator's date (None: follow the UTC date); bodies follow at once."""
+        self.config = replace(self.config, today=day)
+
+    @staticmethod
+    def _history_of(config: EmulatorConfig) -> changes.ChangeHistory | None:
+        if not config.catalogue:
+            return None
+        return changes.ChangeHistory(
+            config.catalogue, config.seed, config.change_rate, removal_rate=config.removal_rate
+        )
+
     def is_missing(self, imdb_id: str) -> bool:
         """True when ``/movie/{imdb_id}`` answers 404 (code 34), faults aside."""
-        return bodies.is_missing(imdb_id, self.config.seed, self.config.missing_rate)
+        if bodies.is_missing(imdb_id, self.config.seed, self.config.missing_rate):
+            return True
+        return self._history is not None and self._history.removed_by(imdb_id, self.today)
 
     def expected_body(self, imdb_id: str, append: Iterable[str] = ()) -> bytes | None:
-        """The exact bytes of the 200 body for ``imdb_id``, or None when it is missing."""
+        """The exact bytes of the 200 body for ``imdb_id`` today, or None when it is missing."""
         if self.is_missing(imdb_id):
             return None
+        if self._history is not None:
+            last = self._history.last_change(imdb_id, self.today)
+            if last is not None:
+                return changes.changed_bytes(imdb_id, self.config.seed, last, tuple(append))
         return bodies.movie_details_bytes(imdb_id, self.config.seed, append)
 
     def reset_stats(self) -> None:
@@ -285,6 +331,9 @@ class Emulator:
     async def _find(self, request: web.Request) -> web.StreamResponse:
         return await self._track(request, "find", request.match_info["imdb_id"])
 
+    async def _changes(self, request: web.Request) -> web.StreamResponse:
+        return await self._track(request, "changes", None)
+
     async def _stats(self, request: web.Request) -> web.StreamResponse:
         stats = self.stats
         body = {
@@ -294,6 +343,8 @@ class Emulator:
             "max_in_flight": stats.max_in_flight,
             "max_in_window": stats.max_in_window(1.0),
             "faults": dict(stats.faults),
+            "by_route": dict(stats.by_route),
+            "first_by_route": stats.first_by_route,  # time.monotonic(), as arrivals
         }
         if request.query.get("arrivals"):
             body["arrivals"] = stats.arrivals  # time.monotonic(): comparable across processes
@@ -308,6 +359,8 @@ class Emulator:
         stats = self.stats
         now = time.monotonic()
         stats.requests += 1
+        stats.by_route[route] += 1
+        stats.first_by_route.setdefault(route, now)
         stats.arrivals.append(now)
         if imdb_id is not None:
             stats.by_id[imdb_id] += 1
@@ -446,6 +499,8 @@ class Emulator:
             # TMDB's find answers 200 with empty lists for an id it does not know.
             results = [] if self.is_missing(imdb_id) else [bodies.movie_summary(imdb_id, seed)]
             return 200, orjson.dumps({"movie_results": results, **_EMPTY_FIND})
+        if route == "changes":
+            return self._change_list(request)
         if route == "movie" and imdb_id is not None:
             append = [
                 part.strip()
@@ -457,6 +512,31 @@ class Emulator:
             if body is not None:
                 return 200, body
         return 404, _error_body(34)
+
+    def _change_list(self, request: web.Request) -> tuple[int, bytes]:
+        """``/movie/changes``: a page of the ids changed from ``start_date`` to ``end_date``."""
+        query, today = request.query, self.today
+        try:
+            page = int(query.get("page", "1"))
+        except ValueError:
+            page = 0
+        if not 1 <= page <= 500:
+            return 400, _error_body(22)
+        try:
+            end = dt.date.fromisoformat(query["end_date"]) if "end_date" in query else today
+            start = (
+                dt.date.fromisoformat(query["start_date"])
+                if "start_date" in query
+                else end - dt.timedelta(days=1)
+            )
+        except ValueError:
+            return 422, _error_body(5)
+        history = self._history or changes.ChangeHistory(frozenset(), self.config.seed)
+        try:
+            answer = history.page(start, end, page, today)
+        except changes.RangeRefused as exc:
+            return 422, _error_body(5, f"Invalid date range: {exc}.")
+        return 200, orjson.dumps(answer)
 
     async def _truncated(
         self, request: web.Request, status: int, body: bytes
@@ -485,12 +565,16 @@ class EmulatorThread:
 
     def __init__(self, config: EmulatorConfig | None = None) -> None:
         self._emulator = Emulator(config)
-        self.config = self._emulator.config
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping: asyncio.Event | None = None
         self._ready = threading.Event()
         self._error: BaseException | None = None
+
+    @property
+    def config(self) -> EmulatorConfig:
+        """The emulator's current configuration (its date moves with :meth:`set_today`)."""
+        return self._emulator.config
 
     @property
     def emulator(self) -> Emulator:
@@ -523,6 +607,15 @@ class EmulatorThread:
     def reset_stats(self) -> None:
         """Start counting afresh."""
         self._emulator.reset_stats()
+
+    @property
+    def today(self) -> dt.date:
+        """The emulator's date (see :meth:`Emulator.set_today`)."""
+        return self._emulator.today
+
+    def set_today(self, day: dt.date | None) -> None:
+        """Move the emulator's date (one attribute replaced: safe from any thread)."""
+        self._emulator.set_today(day)
 
     def start(self) -> None:
         """Start the thread and return once the server listens; re-raise a startup error."""

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 
 from tmdb_ingest.errors import FatalError, InternalError
 from tmdb_ingest.fetch.outcomes import FetchResult, Outcome
+from tmdb_ingest.lake.index import tmdb_ids_of
 from tmdb_ingest.land.formats import Batch, Batcher
 from tmdb_ingest.run.deadline import Deadline
 from tmdb_ingest.run.state import ReportEntry, RunState
@@ -254,7 +255,8 @@ class Lander:
         if isinstance(job, DataFile):
             batch = job.batch
             data = batch.encode(self._state.layout.format)
-            key = await self._state.write_batch(name, batch.ids, data)
+            tmdb_ids = tmdb_ids_of(batch.bodies) if self._state.index is not None else None
+            key = await self._state.write_batch(name, batch.ids, data, tmdb_ids=tmdb_ids)
             counts.batches += 1
             counts.fetched += len(batch)
             log.debug("landed %s (%d movies)", key, len(batch))

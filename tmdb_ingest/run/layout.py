@@ -3,6 +3,7 @@
 ::
 
     {prefix}/{YYYY}/{MM}/{DD}/{name}.json[.gz]              data files (RunLayout.data_key)
+        name: {stamp}-{run_id}-{I}of{N}-{token}-{seq}     stamp: the run's UTC start
     {state}/{run_id}/run.json                               the run: its date, its start
     {state}/{run_id}/selection.txt.gz                       the run's saved selection
     {state}/{run_id}/shard-I-of-N/lease.json                one writer per run and shard
@@ -11,8 +12,13 @@
     {state}/{run_id}/shard-I-of-N/checkpoint.json           what is known to be done
     {state}/{run_id}/shard-I-of-N/report.jsonl              every id not in a data file
     {state}/_inputs/{digest}.json                           input -> the run it started
-    {state}/_lake/...                                       the lake's index and refresh
     {state}/_lake/formats/{prefix, quoted}.json             the format of the data under prefix
+    {state}/_lake/index/records/{name}.json                 a data file's index record
+    {state}/_lake/index/segments/{time}-{token}.jsonl.gz    records compacted
+    {state}/_lake/index/complete.json                       every data file has its record
+    {state}/_lake/refresh/bookmark.json                     the last day the lake has
+    {state}/_lake/refresh/last.json                         the last refresh's summary
+    {state}/_lake/refresh/lease.json                        one refresh of a lake at a time
 
 ``state`` is the *state root*: ``--state-prefix`` when given, else ``_state`` beside the
 data prefix (``Raw/TMDB/_state`` for ``Raw/TMDB/JSON``). Runs started before the state
@@ -20,16 +26,23 @@ moved out of the data prefix keep theirs in the legacy place, ``{prefix}/_state`
 run is found there (:func:`tmdb_ingest.run.state.find_run`) and its :class:`LakeLayout`
 then points there, so its lease, checkpoint and saved selection stay in one place.
 
+A data file's name begins with its run's UTC start time (``20261201T175650Z``, kept in
+``run.json`` so that every invocation of the run uses the same one): keys sort by the time
+their run started, so the latest version of a movie is in the key that sorts last. Runs
+created before the stamp have none and keep naming their files ``{run_id}-...``.
+
 Nothing here reads or writes: these are names. Run ids start with a letter or a digit,
 so the folders that start with ``_`` never meet a run's folder.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import secrets
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from tmdb_ingest.land.formats import DATA_EXTENSIONS, JSON_ARRAY, FileFormat
@@ -37,7 +50,15 @@ from tmdb_ingest.land.formats import DATA_EXTENSIONS, JSON_ARRAY, FileFormat
 if TYPE_CHECKING:
     from tmdb_ingest.config.settings import Shard
 
-__all__ = ["BatchNamer", "LakeLayout", "RunLayout", "default_state_root", "legacy_state_root"]
+__all__ = [
+    "BatchNamer",
+    "LakeLayout",
+    "RunLayout",
+    "default_state_root",
+    "legacy_state_root",
+    "run_stamp",
+    "stamp_of",
+]
 
 STATE_FOLDER = "_state"
 SELECTION_NAME = "selection.txt.gz"
@@ -129,9 +150,33 @@ class LakeLayout:
         return f"{self.lake_root}/index/"
 
     @property
+    def records_prefix(self) -> str:
+        """The index's records: one per data file, written before it (lake/index.py)."""
+        return f"{self.index_prefix}records/"
+
+    def record_key(self, name: str) -> str:
+        """The index record of data file ``name``."""
+        return f"{self.records_prefix}{name}.json"
+
+    @property
+    def segments_prefix(self) -> str:
+        """The index's segments: records compacted together."""
+        return f"{self.index_prefix}segments/"
+
+    @property
+    def complete_key(self) -> str:
+        """Written once every data file of the lake has its index record (a rebuild)."""
+        return f"{self.index_prefix}complete.json"
+
+    @property
     def bookmark_key(self) -> str:
         """The refresh bookmark: the last day whose changes the lake has."""
         return f"{self.lake_root}/refresh/bookmark.json"
+
+    @property
+    def last_refresh_key(self) -> str:
+        """The summary of the lake's last refresh, done or not (for ``status``)."""
+        return f"{self.lake_root}/refresh/last.json"
 
     @property
     def refresh_lease_key(self) -> str:
@@ -148,6 +193,7 @@ class RunLayout:
     shard: Shard
     date: str  # "YYYY/MM/DD", the run's start date (UTC), from run.json
     format: FileFormat = JSON_ARRAY
+    stamp: str = ""  # the run's UTC start time, 20261201T175650Z ("": a run from before it)
 
     @property
     def prefix(self) -> str:
@@ -199,7 +245,8 @@ class RunLayout:
     @property
     def name_base(self) -> str:
         """What every file name of this run and shard starts with."""
-        return f"{self.run_id}-{self.shard.index}of{self.shard.count}"
+        base = f"{self.run_id}-{self.shard.index}of{self.shard.count}"
+        return f"{self.stamp}-{base}" if self.stamp else base
 
     def manifest_key(self, name: str) -> str:
         return f"{self.manifests_prefix}{name}.json"
@@ -221,6 +268,17 @@ class RunLayout:
             if base.endswith(extension):
                 return base[: -len(extension)]
         return base
+
+
+def run_stamp(moment: dt.datetime) -> str:
+    """A run's start time as its data file names begin: ``20261201T175650Z`` (UTC)."""
+    return moment.astimezone(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+def stamp_of(meta: Mapping[str, Any]) -> str:
+    """The stamp a run's ``run.json`` holds ("" for a run from before stamps)."""
+    stamp = meta.get("stamp")
+    return stamp if isinstance(stamp, str) else ""
 
 
 class BatchNamer:

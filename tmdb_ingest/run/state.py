@@ -40,7 +40,7 @@ from tmdb_ingest.errors import PreconditionFailed, SinkError
 from tmdb_ingest.fetch.outcomes import Outcome
 from tmdb_ingest.land.formats import JSON_ARRAY, FileFormat
 from tmdb_ingest.land.sinks import Sink
-from tmdb_ingest.run.layout import LakeLayout, RunLayout
+from tmdb_ingest.run.layout import LakeLayout, RunLayout, run_stamp, stamp_of
 
 __all__ = [
     "FoundRun",
@@ -156,6 +156,7 @@ async def create_run(sink: Sink, found: FoundRun, today: dt.date) -> FoundRun:
     lake, run_id = found.lake, found.run_id
     meta = {"run_id": run_id, "date": f"{today:%Y/%m/%d}", "started": _now()}
     meta["prefix"] = lake.prefix
+    meta["stamp"] = run_stamp(dt.datetime.now(dt.UTC))  # what its data file names begin with
     try:
         await sink.put(lake.meta_key(run_id), orjson.dumps(meta), if_none_match=True)
     except PreconditionFailed:
@@ -185,6 +186,7 @@ class RunState:
     selected: int | None = None
     started: str | None = None
     last_invocation: str | None = None
+    index: Any = None  # an IndexRecorder (tmdb_ingest.lake.index): records each data file
 
     @classmethod
     async def open(
@@ -213,7 +215,9 @@ class RunState:
             found = await find_run(sink, LakeLayout.of(prefix, state_root), run_id)
         found = await create_run(sink, found, today)
         assert found.meta is not None
-        layout = RunLayout(found.lake, run_id, shard, found.meta["date"], file_format)
+        layout = RunLayout(
+            found.lake, run_id, shard, found.meta["date"], file_format, stamp_of(found.meta)
+        )
         state = await cls.read(sink, layout, meta=found.meta)
         state.started = state.started or _now()
         if selected is not None:
@@ -309,11 +313,23 @@ class RunState:
         """Every id already in a data file or in the report (with any outcome)."""
         return self.landed_ids() | set(self.latest_outcomes())
 
-    async def write_batch(self, name: str, ids: list[str], data: bytes) -> str:
-        """Land one data file: manifest first, then the data. Returns the data key."""
+    async def write_batch(
+        self,
+        name: str,
+        ids: list[str],
+        data: bytes,
+        *,
+        tmdb_ids: Sequence[int | None] | None = None,
+    ) -> str:
+        """Land one data file: manifest first, then its lake index record (``tmdb_ids``:
+        the TMDB id of each movie), then the data. Returns the data key."""
         # If-None-Match: no key is ever overwritten, so a second writer cannot replace one.
         await self.sink.put(self.layout.manifest_key(name), orjson.dumps(ids), if_none_match=True)
         key = self.layout.data_key(name)
+        if self.index is not None:
+            # Before the data: a data file never lands without its record; a record counts
+            # only once its data file exists (see tmdb_ingest.lake.index).
+            await self.index.write(self.sink, name, key, ids, tmdb_ids or [None] * len(ids))
         await self.sink.put(
             key, data, content_type=self.layout.format.content_type, if_none_match=True
         )

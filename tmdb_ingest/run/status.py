@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import orjson
@@ -26,7 +26,7 @@ from tmdb_ingest.config.settings import DEFAULT_PREFIX, Settings, Shard
 from tmdb_ingest.errors import ConfigError, SinkError
 from tmdb_ingest.fetch.outcomes import Outcome
 from tmdb_ingest.land.sinks import Sink
-from tmdb_ingest.run.layout import LakeLayout, RunLayout
+from tmdb_ingest.run.layout import LakeLayout, RunLayout, stamp_of
 from tmdb_ingest.run.state import RunState, find_run
 
 __all__ = ["RunStatus", "ShardStatus", "command", "run_status"]
@@ -58,6 +58,7 @@ class RunStatus:
     started: str | None
     state: str  # a URI of the run's state folder
     shards: list[ShardStatus]
+    refresh: dict[str, Any] | None = None  # the lake's bookmark and last refresh
 
     @property
     def done(self) -> bool:
@@ -80,6 +81,7 @@ class RunStatus:
             "done": self.done,
             "totals": self.totals(),
             "shards": [asdict(s) for s in self.shards],
+            **({"refresh": self.refresh} if self.refresh is not None else {}),
         }
 
     def to_json(self) -> str:
@@ -137,7 +139,26 @@ class RunStatus:
                 for i, (cell, w) in enumerate(zip(row, widths, strict=True))
             ]
             lines.append("  ".join(cells).rstrip())
+        if self.refresh is not None:
+            lines += _refresh_lines(self.refresh)
         return "\n".join(lines)
+
+
+def _refresh_lines(refresh: dict[str, Any]) -> list[str]:
+    bookmark, last = refresh.get("bookmark"), refresh.get("last")
+    lines = [
+        f"refresh bookmark: changes up to {bookmark['until']} (moved {_time(bookmark.get('at'))})"
+        if bookmark
+        else "refresh bookmark: none (no refresh done yet)"
+    ]
+    if last:
+        lines.append(
+            f"last refresh {_time(last.get('at'))}: {last.get('since')}..{last.get('until')}, "
+            f"{last.get('pages', 0)} pages, {last.get('changed', 0)} changed, "
+            f"{last.get('in_lake', 0)} in the lake, {last.get('fetched', 0)} fetched, "
+            f"done: {'yes' if last.get('done') else 'no'}"
+        )
+    return lines
 
 
 def _n(value: int | None) -> str:
@@ -230,7 +251,9 @@ async def run_status(
     data_lake = LakeLayout(str(meta.get("prefix") or lake.prefix), found.lake.state_root)
     states = await asyncio.gather(
         *(
-            RunState.read(sink, RunLayout(data_lake, run_id, shard, meta["date"]))
+            RunState.read(
+                sink, RunLayout(data_lake, run_id, shard, meta["date"], stamp=stamp_of(meta))
+            )
             for shard in sorted(shards, key=lambda s: (s.count, s.index))
         )
     )
@@ -259,6 +282,13 @@ async def _status(settings: Settings, run_id: str | None) -> RunStatus:
     if settings.out_dir is not None and not settings.out_dir.is_dir():
         raise SinkError(f"no folder {settings.out_dir}")  # reading creates nothing
     async with open_sink(settings) as sink:
-        return await run_status(
+        status = await run_status(
             sink, prefix=settings.prefix, state_root=settings.state_prefix, run_id=run_id
         )
+        from tmdb_ingest.lake.refresh import read_bookmark, read_last_refresh
+
+        keys = LakeLayout.of(settings.prefix, settings.state_prefix)
+        bookmark, last = await read_bookmark(sink, keys), await read_last_refresh(sink, keys)
+        if bookmark is None and last is None:
+            return status
+        return replace(status, refresh={"bookmark": bookmark, "last": last})
