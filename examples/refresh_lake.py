@@ -9,6 +9,7 @@ for nothing. The TMDB endpoint and key come from ``TMDB_URL`` and ``TMDB_API_KEY
 
 Against the emulator, a few days after a load::
 
+    tmdb-ingest sample movies.csv
     tmdb-ingest emulate --catalogue movies.csv --today 2026-11-20 &
     export TMDB_URL=http://127.0.0.1:8765/3 TMDB_API_KEY=test-api-key
     python examples/ingest_to_folder.py movies.csv ./raw-zone

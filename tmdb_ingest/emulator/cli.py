@@ -54,6 +54,10 @@ def catalogue_from_csv(path: str | Path) -> frozenset[str]:
     """The IMDb ids of a movies.csv (its first column), for the change history."""
     from tmdb_ingest.ids import is_imdb_id
 
+    from tmdb_ingest.errors import ConfigError
+
+    if not Path(path).is_file():
+        raise ConfigError("--catalogue", f"no file {path}: give a movies.csv")
     ids = set()
     with Path(path).open(encoding="utf-8", errors="replace") as lines:
         next(lines, None)  # the header
