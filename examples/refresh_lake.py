@@ -7,14 +7,16 @@ today), fetches each changed movie of the lake once, lands it beside the first l
 and moves the bookmark. Run it every day; run it again the same day and it asks TMDB
 for nothing. The TMDB endpoint and key come from ``TMDB_URL`` and ``TMDB_API_KEY``.
 
-Against the emulator, a few days after a load::
+Against the emulator::
 
     tmdb-ingest sample movies.csv
-    tmdb-ingest emulate --catalogue movies.csv --today 2026-11-20 &
+    tmdb-ingest emulate --port 8765 --catalogue movies.csv &
     export TMDB_URL=http://127.0.0.1:8765/3 TMDB_API_KEY=test-api-key
     python examples/ingest_to_folder.py movies.csv ./raw-zone
-    # ... restart the emulator with --today 2026-11-23, then:
-    python examples/refresh_lake.py ./raw-zone --until 2026-11-23
+    python examples/refresh_lake.py ./raw-zone     # today: nothing changed since the load
+
+Days later (``emulate --today`` moves the emulator's date), the same last command fetches
+again the movies of the lake that changed in between.
 
 It prints one line on what changed, then the summary as one JSON object on the last line.
 """

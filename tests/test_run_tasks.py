@@ -29,11 +29,13 @@ def _break_the_second_upload(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     calls: list[str] = []
     real = RunState.write_batch
 
-    async def write_batch(self: RunState, name: str, batch: list[str], data: bytes) -> str:
+    async def write_batch(
+        self: RunState, name: str, batch: list[str], data: bytes, **more: Any
+    ) -> str:
         calls.append(name)
         if len(calls) >= 2:
             raise RuntimeError("injected upload bug")
-        return await real(self, name, batch, data)
+        return await real(self, name, batch, data, **more)
 
     monkeypatch.setattr(RunState, "write_batch", write_batch)
     return calls
