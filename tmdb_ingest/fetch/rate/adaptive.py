@@ -62,12 +62,23 @@ __all__ = ["AdaptiveLimiter"]
 # A client whose own grants reach this share of the stated limit fills it (nearly) alone.
 _ALONE = 0.9
 # The curve above w_max, as a factor on probe_c (1: about 21 s from w_max to w_max + 1;
-# each factor of 8 halves or doubles that time): alone at the limit the server states,
-# probe half as often; hit below w_max while sharing, probe twice as often.
-_PROBE_AT_LIMIT = 1 / 8
+# each factor of 8 halves or doubles that time): hit below w_max while sharing, probe
+# twice as often.
 _PROBE_CONTESTED = 8.0
-# Seconds within which a second 429 at a pace that fits the stated limit steps w_max down.
-_LATE_MEMORY = 30.0
+# Alone at the limit the server states, the seconds from reaching it to the first probe
+# above it; each probe that finds the same limit doubles the wait, up to the longest; a
+# limit that moves (a drop, or a probe that finds it risen) starts again from the first.
+PROBE_FIRST = 120.0
+PROBE_LONGEST = 300.0
+# A third 429 at a pace that fits the stated limit within this many seconds is not taken
+# for a late arrival (somebody else is filling the window): it is held in full. (Late
+# arrivals come alone, a few a minute at most; a co-tenant's draw one every late hold.)
+_LATE_MEMORY = 2.0
+_LATE_AT_MOST = 2
+# Alone at a stated limit, a 429 at a pace that fits it is a request that reached the
+# server late: the pool is held this long (the longest late arrivals measured, 80 ms, plus
+# a margin), not Retry-After's second; longer buys nothing (docs/rate.md).
+LATE_HOLD = 0.05
 # Seconds a probe must stay a slot above w_max, unanswered by a 429, to show a risen ceiling
 # (the server's one-second window full at the new pace, plus a round trip and late arrivals).
 _RISEN_AFTER = 2.0
@@ -98,6 +109,9 @@ class AdaptiveLimiter:
         doubling: float = 1.0,
         backoff: float = 0.5,
         max_backoff: float = 8.0,
+        probe_first: float = PROBE_FIRST,
+        probe_longest: float = PROBE_LONGEST,
+        late_hold: float = LATE_HOLD,
         clock: Clock = time.monotonic,
         sleep: Sleep = asyncio.sleep,
         rng: random.Random | None = None,
@@ -138,7 +152,14 @@ class AdaptiveLimiter:
         self.cuts = 0
         self.restarts = 0  # slow starts again after a probe found the stated limit risen
         self._above_since: float | None = None
-        self._late_at = -float("inf")  # the last 429 at a pace under the stated limit
+        self._late_at: deque[float] = deque()  # recent 429s at a pace under the stated limit
+        self._cut_hold = float("inf")  # what the last cut held 429s sent before it for
+        self._level: float | None = None  # the stated limit we fill alone (None: not alone)
+        self.probe_first = probe_first
+        self.probe_longest = probe_longest
+        self.probe_interval = probe_first  # alone at a stated limit: seconds to the next probe
+        self.late_hold = late_hold
+        self.late_arrivals = 0  # 429s taken for late arrivals (held late_hold only)
         self._alone = False  # the last cut found us filling the stated limit alone
         self.throttles = 0
         self.held_s = 0.0
@@ -205,41 +226,85 @@ class AdaptiveLimiter:
         self._stated = limit if limit > 0 else None
 
     def on_throttle(self, sent_at: float, retry_after: float | None) -> None:
-        """A 429: hold for ``retry_after`` if given; cut the pace unless already cut for it."""
+        """A 429: hold for ``retry_after`` if given; cut the pace unless already cut for it.
+
+        Alone at a stated limit, a 429 at a pace that fits it (a request that reached the
+        server late) holds only ``late_hold`` and changes nothing else, unless another came
+        within the last few seconds.
+        """
         self.throttles += 1
         now = self._clock()
         stated, self._stated = self._stated, None
+        if sent_at <= self._cut_at:
+            # Sent before the last cut (or the last late arrival): that one answered it.
+            if retry_after is not None:
+                self.held_s += self._pacer.hold(now + min(retry_after, self._cut_hold))
+            return
+        if self._late(now, sent_at, stated):
+            self.late_arrivals += 1
+            self._cut_at = now
+            self._cut_hold = self.late_hold
+            self.held_s += self._pacer.hold(now + self.late_hold)
+            return
+        self._cut_hold = float("inf")
         if retry_after is not None:
             self.held_s += self._pacer.hold(now + retry_after)
-        if sent_at <= self._cut_at:
-            return  # sent before the last cut: that cut already answered this pace
-        self._cut(now, sent_at, stated)
+        keep_epoch = self._cut(now, sent_at, stated)
         if retry_after is None:
             ceiling = min(self.max_backoff, self.backoff * 2.0**self._streak)
             self._streak += 1
             # Jitter, so that clients sharing the key do not come back in lockstep.
             self.held_s += self._pacer.hold(now + self._rng.uniform(ceiling / 2, ceiling))
-        self._epoch = max(now, self._pacer.hold_until)
+        if not keep_epoch:
+            self._epoch = max(now, self._pacer.hold_until)
 
-    def _cut(self, now: float, sent_at: float, stated: float | None) -> None:
+    def _late(self, now: float, sent_at: float, stated: float | None) -> bool:
+        # A 429 while alone at the limit the server states, for a request whose second held
+        # no more of our grants than that limit: the pace fits, so a request that reached
+        # the server late still filled its window. Holding the pool a whole Retry-After
+        # second would empty that window for nothing. (Several within seconds: somebody
+        # else fills part of it; that is a cut.)
+        if not self._alone or stated is None or stated != self._level:
+            return False
+        if self._measured(sent_at) > stated:
+            return False
+        recent = self._late_at
+        recent.append(now)
+        while recent[0] <= now - _LATE_MEMORY:
+            recent.popleft()
+        return len(recent) <= _LATE_AT_MOST
+
+    def _measured(self, sent_at: float) -> int:
+        """Our grants in the second up to ``sent_at``: what we put in the server's window."""
+        return sum(1 for t in self._sent if sent_at - 1.0 < t <= sent_at)
+
+    def _cut(self, now: float, sent_at: float, stated: float | None) -> bool:
+        """Take a new w_max from a 429; True when the curve's epoch is to stay."""
         self.cuts += 1
         self._cut_at = now
         self._above_since = None
-        measured = sum(1 for t in self._sent if sent_at - 1.0 < t <= sent_at)
+        measured = self._measured(sent_at)
         reached = max(self.min_rate, min(self._pace(now), measured - 1.0))
         pace_then = self._pace(sent_at)
         known = self._w_max
         probing = known is None or pace_then >= known + 0.5
+        was_alone = self._alone
         self._alone = stated is not None and reached >= _ALONE * stated - 1.0
+        keep_epoch = False
         if stated is None:
             # The level found: slow start's end, a probe above w_max, or a 429 below it
             # (another client, a lower ceiling, a late arrival): the curve settles shares.
             self._probe, w_max = self.probe_c, reached
         elif self._alone:
-            w_max = self._alone_at(now, stated, known, probing, pace_then)
+            assert stated is not None
+            over = measured > stated
+            w_max = self._alone_at(stated, known, over, was_alone)
+            # A 429 at a pace that fits (a late arrival, again) keeps the probe schedule.
+            keep_epoch = was_alone and not over and known == w_max
         else:
             w_max = self._sharing(stated, reached, known, probing, pace_then)
         self._w_max = w_max = min(w_max, self.max_rate)
+        self._level = stated if self._alone else None
         if self._alone:
             # Alone at a level the server stated there is nothing to back away from: the
             # hold empties its window, and the pacer's cap keeps ours at w_max after it.
@@ -247,24 +312,35 @@ class AdaptiveLimiter:
         else:
             self._from = max(self.min_rate, self.beta * w_max)
         self._k = (max(0.0, w_max - self._from) / self.c) ** (1.0 / 3.0)
-        self._pacer.rate = self._from
+        self._pacer.rate = self._pace(now) if keep_epoch else self._from
+        return keep_epoch
 
     def _alone_at(
-        self, now: float, stated: float, known: float | None, probing: bool, pace_then: float
+        self,
+        stated: float,
+        known: float | None,
+        over: bool,
+        was_alone: bool,
     ) -> float:
-        """We fill the limit the server states (nearly) alone: that limit is the level."""
-        # The server tells us its limit with every 429: probe above it half as often as
-        # otherwise, only to see it raised.
-        self._probe = self.probe_c * _PROBE_AT_LIMIT
-        if probing or pace_then >= stated + 0.5:
-            # Above the stated limit (slow start, a probe, or the limit just fell).
-            return stated
-        # At a pace that fits: a request that reached the server late, or a small
-        # co-tenant. Once in a while costs less than a slot less for good; again soon,
-        # one slot lower leaves room for the next one.
-        again = now - self._late_at < _LATE_MEMORY
-        self._late_at = now
-        return max(self.min_rate, min(known or stated, stated) - (1.0 if again else 0.0))
+        """We fill the limit the server states (nearly) alone: that limit is the level.
+
+        It only moves when the server's does, so probes above it only look for a raised
+        limit: each that finds the same one doubles the wait before the next.
+        """
+        if over:
+            # Above the stated limit: slow start, a probe, or the limit just fell.
+            if was_alone and known is not None and stated == self._level:
+                self.probe_interval = min(self.probe_longest, 2.0 * self.probe_interval)
+            else:
+                self.probe_interval = self.probe_first
+            level = stated
+        else:
+            # At a pace that fits, a second time within seconds: a request that reached the
+            # server late, or a small co-tenant; held in full, the level kept.
+            level = min(known or stated, stated)
+        # The curve reaches w_max + 1 one probe interval after the epoch.
+        self._probe = self.probe_interval**-3.0
+        return level
 
     def _sharing(
         self, stated: float, reached: float, known: float | None, probing: bool, pace_then: float
