@@ -70,6 +70,8 @@ _PROBE_CONTESTED = 8.0
 # limit that moves (a drop, or a probe that finds it risen) starts again from the first.
 PROBE_FIRST = 120.0
 PROBE_LONGEST = 300.0
+# Sharing it, at half of it: the first wait (a neighbour may leave soon; the same doubling).
+_SHARE_FIRST = 30.0
 # A third 429 at a pace that fits the stated limit within this many seconds is not taken
 # for a late arrival (somebody else is filling the window): it is held in full. (Late
 # arrivals come alone, a few a minute at most; a co-tenant's draw one every late hold.)
@@ -159,6 +161,8 @@ class AdaptiveLimiter:
         self.probe_longest = probe_longest
         self.probe_interval = probe_first  # alone at a stated limit: seconds to the next probe
         self.late_hold = late_hold
+        self.share_interval = _SHARE_FIRST  # the same at half of it, sharing
+        self._half: float | None = None  # the stated limit we keep half of (None: not)
         self.late_arrivals = 0  # 429s taken for late arrivals (held late_hold only)
         self._alone = False  # the last cut found us filling the stated limit alone
         self.throttles = 0
@@ -207,11 +211,14 @@ class AdaptiveLimiter:
         # one fast (slow start from here) rather than on the slow curve. (Not when the
         # limit may be shared: there the room may be another client's, held for a moment.)
         w_max = self._w_max
-        if w_max is None or pace < w_max + 1.0:
+        half = self._half is not None
+        # At half, the slot that floor() leaves between two halves may be free.
+        slots = 2.0 if half else 1.0
+        if w_max is None or pace < w_max + slots:
             self._above_since = None
         elif self._above_since is None:
             self._above_since = now
-        elif now - self._above_since >= _RISEN_AFTER and self._alone:
+        elif now - self._above_since >= _RISEN_AFTER and (self._alone or half):
             self._from, self._epoch, self._w_max = pace, now, None
             self._above_since = None
             self.restarts += 1
@@ -295,19 +302,21 @@ class AdaptiveLimiter:
             # The level found: slow start's end, a probe above w_max, or a 429 below it
             # (another client, a lower ceiling, a late arrival): the curve settles shares.
             self._probe, w_max = self.probe_c, reached
+            self._level = self._half = None
         elif self._alone:
-            assert stated is not None
             over = measured > stated
             w_max = self._alone_at(stated, known, over, was_alone)
             # A 429 at a pace that fits (a late arrival, again) keeps the probe schedule.
             keep_epoch = was_alone and not over and known == w_max
+            self._level, self._half = stated, None
         else:
             w_max = self._sharing(stated, reached, known, probing, pace_then)
+            self._level = None
         self._w_max = w_max = min(w_max, self.max_rate)
-        self._level = stated if self._alone else None
-        if self._alone:
-            # Alone at a level the server stated there is nothing to back away from: the
-            # hold empties its window, and the pacer's cap keeps ours at w_max after it.
+        if self._alone or self._half is not None:
+            # At a level the server stated (all of it alone, half of it sharing) there is
+            # nothing to back away from: the hold empties our part of its window, and the
+            # pacer's cap keeps ours at w_max after it.
             self._from = w_max
         else:
             self._from = max(self.min_rate, self.beta * w_max)
@@ -345,17 +354,36 @@ class AdaptiveLimiter:
     def _sharing(
         self, stated: float, reached: float, known: float | None, probing: bool, pace_then: float
     ) -> float:
-        """Others fill the rest of the stated limit: settle shares without talking."""
+        """Others fill the rest of the stated limit: settle shares without talking.
+
+        Nobody keeps more than half of it. At that half, like alone at the whole, probes
+        only look for room a neighbour left, and each that finds none doubles the wait.
+        """
+        at_half = self._half == stated
         if known is None:
             # Slow start met the others. Begun less than a second ago, our grants of the
             # last second undercount the pace we had reached.
             estimate = max(reached, pace_then)
         elif probing:
             estimate = reached
+        elif at_half and reached >= stated / 2.0 - 1.5:
+            # At our half, hit by a neighbour's probe: it is held to half too, and its
+            # own 429 takes it back there.
+            estimate = known
         else:
             # Hit while not probing: somebody else grew. Give some back (the client
             # sending more is hit more often, so shares converge) and probe again soon.
             estimate = reached * (1.0 + self.beta) / 2.0
-        self._probe = self.probe_c * (1.0 if probing else _PROBE_CONTESTED)
         # Above half of the stated limit we are above any fair share.
-        return max(self.min_rate, min(estimate, stated / 2.0))
+        w_max = max(self.min_rate, min(estimate, stated / 2.0))
+        if known is not None and (probing or at_half) and w_max >= stated / 2.0 - 0.5:
+            if not at_half:
+                self.share_interval = _SHARE_FIRST
+            elif probing:
+                self.share_interval = min(self.probe_longest, 2.0 * self.share_interval)
+            self._probe = self.share_interval**-3.0
+            self._half = stated
+        else:
+            self._probe = self.probe_c * (1.0 if probing else _PROBE_CONTESTED)
+            self._half = None
+        return w_max
