@@ -310,6 +310,9 @@ class AdaptiveLimiter:
             keep_epoch = was_alone and not over and known == w_max
             self._level, self._half = stated, None
         else:
+            if self._half == stated and known is not None and measured <= known + 0.5:
+                # At half, a pace a fraction above it is still capped at it: not a probe.
+                probing = False
             w_max = self._sharing(stated, reached, known, probing, pace_then)
             self._level = None
         self._w_max = w_max = min(w_max, self.max_rate)
