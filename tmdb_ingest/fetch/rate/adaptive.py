@@ -271,9 +271,13 @@ class AdaptiveLimiter:
         # the server late still filled its window. Holding the pool a whole Retry-After
         # second would empty that window for nothing. (Several within seconds: somebody
         # else fills part of it; that is a cut.)
-        if not self._alone or stated is None or stated != self._level:
+        if stated is None or self._w_max is None:
             return False
-        if self._measured(sent_at) > stated:
+        if self._alone and stated == self._level:
+            fits = stated
+        else:
+            return False
+        if self._measured(sent_at) > fits:
             return False
         recent = self._late_at
         recent.append(now)
