@@ -26,21 +26,32 @@ client from one that shares:
 
 - our own grants fill (nearly) all of it: we are alone, and the stated limit is the
   level. No cut below it (the hold empties the server's window and the pacer's cap
-  keeps us at it after), one 429 when the ceiling drops (it states the new one), probes
-  half as often, and a probe that stays a slot above it for two seconds without a 429
-  shows the limit rose: slow start again from there. A 429 at a pace that fits is a
-  request that reached the server late; the second within 30 s steps ``w_max`` down;
+  keeps us at it after), and one 429 when the ceiling drops (it states the new one).
+  Probes above it only look for a raised limit, so they thin out: the first comes
+  ``probe_first`` (120 s) after the level is found, and each that finds the same limit
+  doubles the wait, up to ``probe_longest`` (300 s); a limit that moves (a drop, a rise)
+  starts again from the first. A probe that stays a slot above the level for two
+  seconds without a 429 shows the limit rose: slow start again from there. So a rise is
+  found within one wait and a few seconds: at most 305 s, 125 s after a start or a move;
 - others fill part of it: shares are settled without talking. A client never keeps more
-  than half of the stated limit (above it, it is above any fair share); one hit while
-  not probing (somebody else grew) gives a tenth back and probes twice as often, and the
-  client sending more is hit more often, so shares converge.
+  than half of the stated limit (above it, it is above any fair share). At that half
+  there is no cut below it either, a 429 at a pace that still fits the half (a
+  neighbour's probe) keeps it, and probes thin out the same way from 30 s (they look for
+  a neighbour that left; two slots of room for two seconds start slow start again).
+  Below half, one hit while not probing (somebody else grew) gives a tenth back and
+  probes twice as often; the client sending more is hit more often, so shares converge.
 
 Without a stated limit every 429 sets ``w_max`` to the level measured, and shares
 converge through the probes, more slowly.
 
-``Retry-After`` is honoured for every 429 that carries it: every waiter is held until it
-has passed. Without it, a cut holds every waiter for a jittered backoff that doubles
-with each cut not followed by an answer.
+``Retry-After`` is honoured for every 429 that can mean our pace is too high: every
+waiter is held until it has passed. Without it, a cut holds every waiter for a jittered
+backoff that doubles with each cut not followed by an answer. The exception: alone at a
+stated limit, a 429 for a request whose second held no more of our grants than that
+limit is a request that reached the server late (an event-loop or scheduler stall);
+the pace fits, and a second's hold would only empty the server's window for nothing, so
+it holds ``late_hold`` (50 ms) and changes nothing else. A third such 429 within two
+seconds is somebody else filling the window: that one is held in full and cut.
 
 Pacing is :class:`~tmdb_ingest.fetch.rate.pacer.Pacer`'s: an absolute schedule and a window cap
 of ``floor(rate)`` grants in any second, so the pace never bursts. docs/rate.md has the
@@ -78,8 +89,9 @@ _SHARE_FIRST = 30.0
 _LATE_MEMORY = 2.0
 _LATE_AT_MOST = 2
 # Alone at a stated limit, a 429 at a pace that fits it is a request that reached the
-# server late: the pool is held this long (the longest late arrivals measured, 80 ms, plus
-# a margin), not Retry-After's second; longer buys nothing (docs/rate.md).
+# server late: the pool is held this long, not Retry-After's second. Simulated, a hold
+# buys almost no 429s (38 in five minutes with none, 35 with a whole second) and costs
+# its length in requests; 50 ms is about the median lateness measured (docs/rate.md).
 LATE_HOLD = 0.05
 # Seconds a probe must stay a slot above w_max, unanswered by a 429, to show a risen ceiling
 # (the server's one-second window full at the new pace, plus a round trip and late arrivals).
@@ -96,6 +108,9 @@ class AdaptiveLimiter:
     ``doubling`` is how many seconds the pace takes to double before the first 429.
     ``backoff`` is the first hold after a 429 without ``Retry-After`` (jittered, doubled
     per cut without an answer in between, at most ``max_backoff``).
+    ``probe_first`` and ``probe_longest`` are the first and the longest wait between
+    probes alone at a stated limit (doubling in between); ``late_hold`` the hold after a
+    429 that a late arrival drew there.
     ``clock``, ``sleep`` and ``rng`` can be injected for deterministic tests.
     """
 
