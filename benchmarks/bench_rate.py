@@ -4,16 +4,22 @@ Each run is one TMDB emulator in its own process (150 ms median latency, lognorm
 ``--limit`` and, for the drop, ``--limit-schedule``; ``Retry-After: 1`` on every 429)
 and one or two clients, each in its own process, each running the real pipeline,
 :func:`tmdb_ingest.api.ingest` with ``Settings(rate="auto", max_rate=50)`` (or a
-baseline) into a local folder, for 70 s. The client's limiter is wrapped in a recorder
+baseline) into a local folder, for the run's length. The client's limiter is wrapped in a recorder
 that keeps every grant and whether it was answered 429 (the client's own on_answer /
 on_throttle calls); the emulator's counters are read at the end as a cross-check.
 
-Scenarios: ceilings 30 and 45; 45 dropping to 25 after 30 s; two clients sharing 45.
-Variants: ``rate="auto"``; the same, deaf to the limit TMDB's 429 body states (what it
-does against a server that states none); a fixed ``rate=40`` (today's default); CUBIC
+Scenarios, 70 s each, figures over the first 60 s from each run's first request (the
+start included): ceilings 30 and 45; 45 dropping to 25 after 30 s; two clients sharing
+45. Variants: ``rate="auto"``; the same, deaf to the limit TMDB's 429 body states (what
+it does against a server that states none); a fixed ``rate=40`` (today's default); CUBIC
 with botocore's constants (beta 0.7, C 0.4 above and below w_max) on the same pacer,
-deaf to the body too. Figures are taken over the first 60 s from each run's first
-request, so the start is included. The chart leaves out the deaf variant of ours.
+deaf to the body too.
+
+Five-minute scenarios, 310 s each, figures over the first 300 s: ceiling 45; 30 rising
+to 45 at 2 minutes; two clients sharing 45. Variants: ``rate="auto"``, the controller
+as it was before issue 18 (``benchmarks/_adaptive_previous.py``: probes every ~43 s, every
+429 held for ``Retry-After``), and a fixed ``rate=40``. Two runs at a time (2 cores).
+The chart leaves out the deaf variant of ours.
 
 Run standalone with ``python -m benchmarks.bench_rate``; :func:`run` appends a markdown
 section and draws ``docs/rate-auto.png``.
