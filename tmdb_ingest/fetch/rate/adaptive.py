@@ -286,13 +286,9 @@ class AdaptiveLimiter:
         # the server late still filled its window. Holding the pool a whole Retry-After
         # second would empty that window for nothing. (Several within seconds: somebody
         # else fills part of it; that is a cut.)
-        if stated is None or self._w_max is None:
+        if stated is None or not self._alone or stated != self._level:
             return False
-        if self._alone and stated == self._level:
-            fits = stated
-        else:
-            return False
-        if self._measured(sent_at) > fits:
+        if self._measured(sent_at) > stated:
             return False
         recent = self._late_at
         recent.append(now)
