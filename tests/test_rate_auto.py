@@ -18,7 +18,7 @@ from tests.sim_rate import SimServer, stalls, virtual_time
 from tmdb_ingest import Limiter as PublicLimiter
 from tmdb_ingest.config.values import Rate
 from tmdb_ingest.fetch.rate import Limiter, RateLimiter, make_limiter
-from tmdb_ingest.fetch.rate.adaptive import AdaptiveLimiter
+from tmdb_ingest.fetch.rate.adaptive import LATE_HOLD, PROBE_FIRST, PROBE_LONGEST, AdaptiveLimiter
 
 pytestmark = pytest.mark.virtual_clock  # tests/virtual_clock.py, through sim_rate.virtual_time
 
@@ -237,8 +237,8 @@ def late_at(*indices: int, by: float = 0.05) -> Callable[[], float]:
 
 async def test_alone_at_the_stated_limit_it_keeps_it_and_probes_rarely() -> None:
     """The first 429 states 30 and our grants filled it: w_max is 30 and the pace after
-    the hold is 30, not a cut below it (nothing to climb back); the first probe above it
-    comes some 43 s later, not 21 s."""
+    the hold is 30, not a cut below it (nothing to climb back); no probe above it within
+    the first minute (the first comes PROBE_FIRST after)."""
     with virtual_time() as clock:
         server = SimServer(clock, lambda t: 30, t0=clock())
         limiter = auto(clock)
@@ -248,7 +248,7 @@ async def test_alone_at_the_stated_limit_it_keeps_it_and_probes_rarely() -> None
         assert limiter.rate == pytest.approx(30, abs=0.01)
         await server.client("a", limiter, start=3, until=60)
     throttled = [t for _, t, was in server.log if was]
-    assert all(t < 2 or t > 40 for t in throttled), throttled
+    assert all(t < 2 for t in throttled), throttled
     assert server.stats(since=3, until=40).admitted >= 0.95 * 30 * 37
 
 
@@ -269,19 +269,124 @@ async def test_a_drop_the_server_states_costs_one_cut() -> None:
     assert server.stats(since=33, until=45).admitted >= 0.95 * 25 * 12
 
 
-async def test_a_late_arrival_keeps_the_level_once_and_steps_it_down_when_again() -> None:
+async def test_a_late_arrival_holds_a_moment_not_retry_after_and_keeps_the_schedule() -> None:
     """Alone at a stated 30, a request that reaches the server 50 ms late draws a 429 at a
-    pace that fits. The first keeps w_max at 30 (a slot less for good would cost more);
-    a second within 30 s steps it down one slot, so that the next late one fits."""
+    pace that fits. The pool is held LATE_HOLD, not Retry-After's second; no cut, the level
+    and the probe schedule stay. A third such 429 within two seconds is somebody else
+    filling the window: held in full."""
     with virtual_time() as clock:
-        server = SimServer(clock, lambda t: 30, t0=clock(), delay=late_at(300, 600))
+        server = SimServer(clock, lambda t: 30, t0=clock(), delay=late_at(300))
         limiter = auto(clock)
         await server.client("a", limiter, until=8)
-        assert (limiter.cuts, limiter.w_max) == (1, 30)
+        epoch = limiter._epoch
+        assert (limiter.cuts, limiter.late_arrivals) == (1, 0)
         await server.client("a", limiter, start=8, until=16)
-        assert (limiter.cuts, limiter.w_max) == (2, 30)
-        await server.client("a", limiter, start=16, until=30)
-        assert (limiter.cuts, limiter.w_max) == (3, 29)
+        assert (limiter.cuts, limiter.late_arrivals, limiter.w_max) == (1, 1, 30)
+        assert limiter.held_s == pytest.approx(1.0 + LATE_HOLD, abs=0.01)
+        assert limiter._epoch == epoch
+        assert server.stats(since=3, until=16).admitted >= 0.9 * 30 * 13
+        # Three 429s at a fitting pace within two seconds: the third is held in full.
+        for _ in range(3):
+            sent_at = await limiter.acquire()
+            limiter.stated_limit(30)
+            limiter.on_throttle(sent_at, 1.0)
+        assert (limiter.cuts, limiter.late_arrivals) == (2, 3)
+        assert limiter._pacer.hold_until - clock() == pytest.approx(1.0)
+
+
+def probe_times(server: SimServer, name: str | None = None) -> list[float]:
+    """When a burst of 429s began (seconds since t0): one burst per probe."""
+    times = [t for who, t, was in server.log if was and name in (None, who)]
+    return [t for i, t in enumerate(times) if i == 0 or t - times[i - 1] > 5.0]
+
+
+async def test_alone_at_a_steady_limit_probes_thin_out() -> None:
+    """Alone at a steady stated 45 for 17 minutes: after the level is found, the first
+    probe comes PROBE_FIRST later and each that finds the same limit doubles the wait, up
+    to PROBE_LONGEST; every 429 is a probe's."""
+    with virtual_time() as clock:
+        server = SimServer(clock, lambda t: 45, t0=clock())
+        limiter = AdaptiveLimiter(60, clock=clock, rng=random.Random(0))
+        await server.client("a", limiter, until=1000)
+    probes = probe_times(server)
+    gaps = [b - a for a, b in itertools.pairwise(probes)]
+    assert len(gaps) == 4, probes
+    waits = (PROBE_FIRST, 2 * PROBE_FIRST, PROBE_LONGEST, PROBE_LONGEST)
+    for gap, wait in zip(gaps, waits, strict=True):
+        assert wait <= gap <= wait + 3.0, probes
+    assert limiter.probe_interval == PROBE_LONGEST
+    assert server.stats(since=10).admitted >= 0.975 * 45 * 990
+
+
+@pytest.mark.parametrize(
+    ("rise_at", "bound"),
+    [(30.0, PROBE_FIRST + 5.0), (700.0, PROBE_LONGEST + 5.0)],
+    ids=["after-the-start", "converged"],
+)
+async def test_a_risen_limit_is_found_within_the_documented_bound(
+    rise_at: float, bound: float
+) -> None:
+    """45 -> 55 at ``rise_at``: the next probe finds room, slow start finds 55, within one
+    probe interval (PROBE_FIRST after a start, at most PROBE_LONGEST) and 5 s; and the
+    waits start again from PROBE_FIRST, as the limit moved."""
+    with virtual_time() as clock:
+        server = SimServer(clock, lambda t: 45 if t < rise_at else 55, t0=clock())
+        limiter = AdaptiveLimiter(60, clock=clock, rng=random.Random(0))
+        await server.client("a", limiter, until=rise_at + bound + 10)
+    found = [t for _, t, was in server.log if was and t >= rise_at]
+    assert found, "the rise was never found"
+    assert found[0] - rise_at <= bound
+    assert limiter.w_max == 55
+    assert limiter.restarts == 1
+    assert limiter.probe_interval == PROBE_FIRST
+    assert server.stats(since=found[0] + 2).admitted >= 0.97 * 55 * (rise_at + bound + 8 - found[0])
+
+
+async def test_a_drop_after_the_probes_thinned_out_costs_one_cut() -> None:
+    """Converged alone at 45 (the wait between probes long), the limit drops to 25: the
+    first 429 states it, one cut finds it, and the waits start again from PROBE_FIRST."""
+    with virtual_time() as clock:
+        server = SimServer(clock, lambda t: 45 if t < 400 else 25, t0=clock())
+        limiter = auto(clock)
+        await server.client("a", limiter, until=399)
+        assert limiter.probe_interval == PROBE_LONGEST
+        before = limiter.cuts
+        await server.client("a", limiter, start=399, until=420)
+    assert limiter.cuts - before == 1
+    assert limiter.w_max == 25
+    assert limiter.probe_interval == PROBE_FIRST
+    assert server.stats(since=403, until=420).admitted >= 0.97 * 25 * 17
+
+
+async def test_sharing_at_half_probes_thin_out_and_a_neighbour_s_probe_keeps_the_half() -> None:
+    """Two clients sharing a stated 45 for ten minutes, with late arrivals: each keeps half,
+    the waits between its probes grow, and a 429 while at half (a neighbour's probe, a late
+    arrival) does not push it below half; together most of the limit, 40-60% each."""
+    levels: list[float] = []
+
+    def recording(limiter: AdaptiveLimiter) -> AdaptiveLimiter:
+        throttle = limiter.on_throttle
+
+        def on_throttle(sent_at: float, retry_after: float | None) -> None:
+            throttle(sent_at, retry_after)
+            if limiter.cuts > 1 and limiter.w_max is not None:
+                levels.append(limiter.w_max)
+
+        limiter.on_throttle = on_throttle  # type: ignore[method-assign]
+        return limiter
+
+    with virtual_time() as clock:
+        server = SimServer(clock, lambda t: 45, t0=clock(), delay=stalls(1))
+        a, b = recording(auto(clock, seed=1)), recording(auto(clock, seed=2))
+        await asyncio.gather(server.client("a", a, until=600), server.client("b", b, until=600))
+    assert min(levels) >= 22.0, levels  # after the first cut, never under half
+    for limiter in (a, b):
+        assert limiter.share_interval >= 120.0  # 30 s, doubled at least twice
+        assert limiter.w_max is not None
+        assert limiter.w_max >= 22.0
+    shares = [server.stats(name).admitted for name in "ab"]
+    assert sum(shares) >= 0.94 * 45 * 600
+    assert all(0.4 <= part / sum(shares) <= 0.6 for part in shares)
 
 
 async def test_sharing_a_stated_limit_nobody_keeps_more_than_half() -> None:
