@@ -52,9 +52,8 @@ def _date(text: str) -> dt.date:
 
 def catalogue_from_csv(path: str | Path) -> frozenset[str]:
     """The IMDb ids of a movies.csv (its first column), for the change history."""
-    from tmdb_ingest.ids import is_imdb_id
-
     from tmdb_ingest.errors import ConfigError
+    from tmdb_ingest.ids import is_imdb_id
 
     if not Path(path).is_file():
         raise ConfigError("--catalogue", f"no file {path}: give a movies.csv")
