@@ -20,7 +20,7 @@ in one log line).
 Fencing: the holder counts its lease valid until ``valid_until`` = the time the last
 renewal that landed was *sent* + ``ttl``, on the event loop's clock. A renewal that
 cannot land by then (S3 down, the lease taken over) loses the lease: ``lost`` is set,
-writes in flight through :class:`FencedSink` are cancelled, and every later write raises
+writes in flight through :class:`~tmdb_ingest.run.fencing.FencedSink` are cancelled, and every later write raises
 :class:`LeaseLost`. Because another invocation takes over only after ``expires + skew``
 on its own wall clock, and ``expires`` was the holder's wall clock at sending + ``ttl``,
 the two never write at the same time as long as the two wall clocks differ by less than
@@ -41,14 +41,14 @@ import secrets
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar
-
-import orjson
 
 from tmdb_ingest.config.options import default
 from tmdb_ingest.errors import LeaseLost, PreconditionFailed, RunBusy, SinkError
 from tmdb_ingest.land.sinks import Sink
+from tmdb_ingest.run.fencing import FencedSink
+from tmdb_ingest.run.lease_record import LeaseRecord, iso
 from tmdb_ingest.run.stopping import StopRequest
 from tmdb_ingest.run.tasks import RunTasks
 
@@ -66,68 +66,6 @@ EC2 and Lambda within milliseconds) and a write cancelled at ``valid_until`` tha
 late. Raise it where clocks are not synchronised."""
 
 T = TypeVar("T")
-
-
-def _iso(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.UTC).isoformat(timespec="milliseconds")
-
-
-@dataclass(frozen=True, slots=True)
-class LeaseRecord:
-    """The lease object as stored: who holds it, since when, until when."""
-
-    run_id: str
-    shard: str
-    holder: str
-    token: str  # random per acquisition: tells two holders with the same name apart
-    epoch: int  # 1 for the first holder, +1 at each takeover
-    renewal: int  # +1 at each renewal attempt: tells which of several attempts landed
-    started: str  # ISO UTC, when this holder acquired it
-    expires: str  # ISO UTC
-
-    def to_json(self) -> bytes:
-        return orjson.dumps(
-            {
-                "run_id": self.run_id,
-                "shard": self.shard,
-                "holder": self.holder,
-                "token": self.token,
-                "epoch": self.epoch,
-                "renewal": self.renewal,
-                "started": self.started,
-                "expires": self.expires,
-            }
-        )
-
-    @classmethod
-    def parse(cls, raw: bytes) -> LeaseRecord | None:
-        """The record in ``raw``, or None when it is not a lease."""
-        try:
-            data = orjson.loads(raw)
-            record = cls(
-                run_id=str(data["run_id"]),
-                shard=str(data["shard"]),
-                holder=str(data["holder"]),
-                token=str(data["token"]),
-                epoch=int(data["epoch"]),
-                renewal=int(data["renewal"]),
-                started=str(data["started"]),
-                expires=str(data["expires"]),
-            )
-            record.expires_at()
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
-            return None
-        return record
-
-    def expires_at(self) -> dt.datetime:
-        moment = dt.datetime.fromisoformat(self.expires)
-        if moment.tzinfo is None:
-            raise ValueError("expires has no time zone")
-        return moment
-
-    def is_same_holding(self, other: LeaseRecord) -> bool:
-        """Whether ``other`` is the same holder's lease (same token and epoch)."""
-        return self.token == other.token and self.epoch == other.epoch
 
 
 def _default_holder() -> str:
@@ -251,8 +189,8 @@ class Lease:
                 token=self.token,
                 epoch=1,
                 renewal=0,
-                started=_iso(wall),
-                expires=_iso(wall + dt.timedelta(seconds=self.ttl)),
+                started=iso(wall),
+                expires=iso(wall + dt.timedelta(seconds=self.ttl)),
             )
             try:
                 etag = await self.sink.put(self.key, record.to_json(), if_none_match=True)
@@ -333,8 +271,8 @@ class Lease:
             token=self.token,
             epoch=stale.epoch + 1,
             renewal=0,
-            started=_iso(wall),
-            expires=_iso(wall + dt.timedelta(seconds=self.ttl)),
+            started=iso(wall),
+            expires=iso(wall + dt.timedelta(seconds=self.ttl)),
         )
         try:
             new_etag = await self.sink.put(self.key, record.to_json(), if_match=etag)
@@ -391,7 +329,7 @@ class Lease:
         sent, wall = self.clock(), self._wall()
         number = max(self._sent, default=self._record.renewal) + 1
         record = replace(
-            self._record, renewal=number, expires=_iso(wall + dt.timedelta(seconds=self.ttl))
+            self._record, renewal=number, expires=iso(wall + dt.timedelta(seconds=self.ttl))
         )
         self._sent[number] = sent
         async with asyncio.timeout(max(0.0, self.valid_until - sent)):
@@ -490,52 +428,3 @@ class Lease:
             if not task.done():
                 task.cancel()
         raise self._lost_error()
-
-
-class FencedSink:
-    """A :class:`Sink` whose writes happen only while ``lease`` is held.
-
-    ``put`` and ``delete`` raise LeaseLost once the lease is lost or its ``valid_until``
-    has passed, and are cancelled when that happens mid-write. Reads pass through.
-    """
-
-    def __init__(self, sink: Sink, lease: Lease) -> None:
-        self.sink = sink
-        self.lease = lease
-
-    async def put(
-        self,
-        key: str,
-        body: bytes,
-        *,
-        content_type: str = "application/json",
-        if_none_match: bool = False,
-        if_match: str | None = None,
-    ) -> str:
-        return await self.lease.fenced(
-            lambda: self.sink.put(
-                key,
-                body,
-                content_type=content_type,
-                if_none_match=if_none_match,
-                if_match=if_match,
-            )
-        )
-
-    async def delete(self, key: str, *, if_match: str | None = None) -> None:
-        await self.lease.fenced(lambda: self.sink.delete(key, if_match=if_match))
-
-    async def get(self, key: str) -> bytes | None:
-        return await self.sink.get(key)
-
-    async def get_with_etag(self, key: str) -> tuple[bytes, str] | None:
-        return await self.sink.get_with_etag(key)
-
-    def iter_keys(self, prefix: str) -> AsyncIterator[str]:
-        return self.sink.iter_keys(prefix)
-
-    async def check(self) -> None:
-        await self.sink.check()
-
-    def uri(self, key: str) -> str:
-        return self.sink.uri(key)
