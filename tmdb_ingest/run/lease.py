@@ -20,11 +20,12 @@ in one log line).
 Fencing: the holder counts its lease valid until ``valid_until`` = the time the last
 renewal that landed was *sent* + ``ttl``, on the event loop's clock. A renewal that
 cannot land by then (S3 down, the lease taken over) loses the lease: ``lost`` is set,
-writes in flight through :class:`~tmdb_ingest.run.fencing.FencedSink` are cancelled, and every later write raises
-:class:`LeaseLost`. Because another invocation takes over only after ``expires + skew``
-on its own wall clock, and ``expires`` was the holder's wall clock at sending + ``ttl``,
-the two never write at the same time as long as the two wall clocks differ by less than
-``skew`` minus the time a cancelled write can still take to land. See docs/lease.md.
+writes in flight through :class:`~tmdb_ingest.run.fencing.FencedSink` are cancelled,
+and every later write raises :class:`LeaseLost`. Because another invocation takes over
+only after ``expires + skew`` on its own wall clock, and ``expires`` was the holder's
+wall clock at sending + ``ttl``, the two never write at the same time as long as the two
+wall clocks differ by less than ``skew`` minus the time a cancelled write can still take
+to land. See docs/lease.md.
 
 Every duration is read from injectable clocks (``clock`` and ``sleep`` for the loop's
 monotonic time, ``wall_clock`` for expiry), so tests run on a patched clock.
