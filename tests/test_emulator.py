@@ -539,12 +539,20 @@ async def test_counters_are_served_for_other_processes(
     assert stats["max_in_flight"] >= 1
 
 
-async def test_the_version_segment_is_optional(
+async def test_configuration_answers_tmdbs_shape_and_wrong_paths_get_404_code_34(
     emulator: Emulator, session: aiohttp.ClientSession
 ) -> None:
-    """/movie/{id} answers like /3/movie/{id}, for a TMDB URL given without /3."""
-    imdb_id = present_ids(emulator, 1)[0]
-    root = emulator.url.removesuffix("/3")
-    status, body, _ = await get(session, f"{root}/movie/{imdb_id}")
+    """/3/configuration validates against TMDB's schema; without /3, or under /4, is a 404."""
+    schema = json.loads((DATA / "configuration.schema.json").read_text(encoding="utf-8"))
+    status, body, _ = await get(session, f"{emulator.url}/configuration")
     assert status == 200
-    assert body == emulator.expected_body(imdb_id)
+    config = orjson.loads(body)
+    jsonschema.Draft202012Validator(schema).validate(config)
+    assert set(config["images"]) >= {"base_url", "secure_base_url", "poster_sizes"}
+    status, _, _ = await get(session, f"{emulator.url}/configuration", params={"api_key": "x"})
+    assert status == 401  # a run's first request proves the key too
+    root = emulator.url.removesuffix("/3")
+    imdb_id = present_ids(emulator, 1)[0]
+    for path in ("/configuration", "/4/configuration", f"/movie/{imdb_id}", "/3/configuraton"):
+        status, body, _ = await get(session, f"{root}{path}")
+        assert (status, orjson.loads(body)["status_code"]) == (404, 34), path

@@ -116,7 +116,8 @@ async def test_failed_ids_land_on_a_healthy_rerun_exactly_once(
     healthy = await emulator_factory(EmulatorConfig(missing_rate=0.05, seed=3))
     second = await ingest(selected, conf.replace(tmdb_url=healthy.url))
     assert second.retried_failed == len(failed)
-    assert second.requests == len(failed)  # only the failed ids were asked for again
+    # The configuration check, then only the failed ids were asked for again.
+    assert second.requests == 1 + len(failed)
     assert second.failed == 0
     assert second.done
     after = read_dir(tmp_path)

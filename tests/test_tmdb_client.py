@@ -14,7 +14,7 @@ import pytest
 from aioresponses import aioresponses as _aioresponses
 
 from tmdb_ingest.config.settings import Settings
-from tmdb_ingest.errors import AuthError, TmdbUnreachable
+from tmdb_ingest.errors import AuthError
 from tmdb_ingest.fetch.client import Outcome, TmdbClient
 from tmdb_ingest.fetch.rate import RateLimiter
 
@@ -284,24 +284,3 @@ async def test_a_404_without_tmdbs_body_is_retried_never_not_found() -> None:
             assert client.tmdb_seen is False
     assert result.outcome is Outcome.FAILED
     assert result.reason == "HTTP 404 that is not TMDB's"
-
-
-async def test_check_says_tmdb_is_not_there_when_nothing_answers_like_tmdb() -> None:
-    """The first request: refused connections end in TmdbUnreachable naming what to check."""
-    with aioresponses() as mock:
-        for _ in range(3):
-            mock.get(URL, exception=aiohttp.ClientConnectionError())
-        async with TmdbClient.from_settings(settings()) as client:
-            with pytest.raises(TmdbUnreachable, match="--tmdb-url") as caught:
-                await client.check("tt0076759")
-    assert KEY not in str(caught.value)
-
-
-async def test_check_hands_a_tmdb_5xx_back_to_the_normal_retries() -> None:
-    """A 503 with TMDB's body shows TMDB is there: no fatal error, the id is retried later."""
-    with aioresponses() as mock:
-        for _ in range(3):
-            mock.get(URL, status=503, body=error(9))
-        async with TmdbClient.from_settings(settings()) as client:
-            assert await client.check("tt0076759") is None
-            assert client.tmdb_seen is True

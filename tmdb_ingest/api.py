@@ -514,16 +514,15 @@ class _Invocation:
         return summary
 
     async def _first(self, todo: list[str]) -> list[str]:
-        """The first request goes alone: a rejected key or a wrong URL costs one request."""
+        """Before any id, one request proves the URL and the key (GET /configuration).
+
+        A rejected key or a wrong URL costs one request, not one per id; when the
+        deadline comes first, no id is taken.
+        """
         if not todo or not self.deadline.taking():
             return todo
-        await self.lander.reserve()
-        result = await self.client.check(todo[0], retry_until=self.deadline.stop_taking_at)
-        if result is None:
-            self.lander.release()
-            return todo
-        self.lander.accept(result)
-        return todo[1:]
+        proven = await self.client.check(retry_until=self.deadline.stop_taking_at)
+        return todo if proven else []
 
     def snapshot(self) -> Snapshot:
         counts, stats = self.lander.counts, self.client.stats

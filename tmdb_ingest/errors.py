@@ -10,8 +10,8 @@ exceptions. Exceptions are for what stops a run, or stops it from starting::
     ├── RunBusy                      another invocation holds this run and shard (exit 4)
     └── FatalError                   the run cannot go on; what landed is kept (exit 1)
         ├── AuthError                TMDB rejected the key or token (401, code 7 or 10)
-        ├── TmdbUnreachable          the first answers were all connection errors, timeouts
-        │                            or 404s that are not TMDB's: wrong URL, no route, a proxy
+        ├── TmdbUnreachable          the first request did not prove TMDB's v3 API: a wrong
+        │                            path, no answer, a certificate or a proxy that failed
         ├── SinkError                the bucket or folder is missing, denied, or failing
         │   └── PreconditionFailed   a conditional write lost (the key exists, or changed)
         ├── LeaseLost                this invocation could not keep its lease and stopped
@@ -91,7 +91,8 @@ class AuthError(FatalError):
 
 
 class TmdbUnreachable(FatalError):
-    """TMDB is not there: the first answers were connection errors, timeouts or foreign 404s."""
+    """TMDB's v3 API is not there: ``GET /configuration`` (the first request) got no 200
+    with ``images``: a wrong path, no answer, an untrusted certificate, a failing proxy."""
 
 
 class SinkError(FatalError):

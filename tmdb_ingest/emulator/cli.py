@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import datetime as dt
 import signal
+import ssl
 import sys
 from pathlib import Path
 
@@ -177,6 +178,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=_DEFAULTS.access_token,
         help=f"accepted Bearer token (default {_DEFAULTS.access_token})",
     )
+    parser.add_argument(
+        "--tls-cert",
+        metavar="FILE",
+        help="serve HTTPS with this PEM certificate chain (with --tls-key)",
+    )
+    parser.add_argument("--tls-key", metavar="FILE", help="the PEM private key of --tls-cert")
 
 
 def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
@@ -201,6 +208,8 @@ def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
         catalogue=catalogue_from_csv(args.catalogue) if args.catalogue else frozenset(),
         change_rate=args.change_rate,
         removal_rate=args.removal_rate,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
     )
 
 
@@ -241,7 +250,8 @@ async def _serve(config: EmulatorConfig) -> EmulatorStats:
 def run(args: argparse.Namespace) -> int:
     """Serve until Ctrl-C or SIGTERM, then print the stats; return the exit code.
 
-    0 after a clean stop, 2 for options the config rejects, 1 when it cannot listen.
+    0 after a clean stop, 2 for options the config rejects or a certificate or key that
+    cannot be loaded, 1 when it cannot listen.
     """
     try:
         config = config_from_args(args)
@@ -250,6 +260,13 @@ def run(args: argparse.Namespace) -> int:
         return 2
     try:
         stats = asyncio.run(_serve(config))
+    except (ssl.SSLError, FileNotFoundError) as exc:
+        print(
+            f"tmdb-ingest emulate: cannot load --tls-cert {config.tls_cert} / --tls-key "
+            f"{config.tls_key}: {exc}",
+            file=sys.stderr,
+        )
+        return 2
     except OSError as exc:
         print(
             f"tmdb-ingest emulate: cannot listen on {config.host}:{config.port}: {exc}",

@@ -1,4 +1,4 @@
-"""A fake TMDB over real HTTP: movie details, find by IMDb id, auth, rate limit and faults.
+"""A fake TMDB over HTTP or HTTPS: movie details, find, configuration, auth, rate limit, faults.
 
 :class:`Emulator` is an ``aiohttp.web`` server on ``127.0.0.1`` and a free port, opened with
 ``async with``; :class:`EmulatorThread` runs one in a background thread for synchronous
@@ -8,8 +8,11 @@ the latency, the injected fault and whether a 429 carries ``Retry-After``. So tw
 ask for the same ids the same number of times see the same answers, whatever the order.
 
 Each request goes through, in order: the rate limit (429, code 25, decided on arrival,
-like TMDB's edge), auth (401, code 7 or 10), fault injection, latency, then the answer
-(200 body, or 404 code 34 for a missing or malformed id).
+like TMDB's edge), auth (401, code 7 or 10), fault injection (not on configuration),
+latency, then the answer (200 body, or 404 code 34 for a missing or malformed id and, as
+TMDB answers, for every unknown path: ``/4/...``, ``/movie/...`` without ``/3``, a typo).
+``GET /3/configuration`` answers TMDB's configuration (what a client asks first to prove
+its URL). With ``tls_cert`` and ``tls_key`` it serves HTTPS.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import asyncio
 import bisect
 import datetime as dt
 import math
+import ssl
 import threading
 import time
 from collections import Counter, deque
@@ -31,6 +35,7 @@ import orjson
 from aiohttp import web
 
 from tmdb_ingest.emulator import bodies, changes
+from tmdb_ingest.emulator.configuration import configuration_bytes
 
 __all__ = [
     "ALL_FAULTS",
@@ -106,6 +111,9 @@ class EmulatorConfig:
     IMDb ids whose movies change (see :mod:`tmdb_ingest.emulator.changes`), each on a
     ``change_rate`` share of the days, a ``removal_rate`` share of the changes removing
     the movie; with an empty catalogue nothing changes and the change list is empty.
+
+    ``tls_cert`` and ``tls_key`` (PEM files: the certificate chain, its private key)
+    make it serve HTTPS; :attr:`Emulator.url` then starts with ``https://``.
     """
 
     api_key: str | None = "test-api-key"
@@ -128,8 +136,12 @@ class EmulatorConfig:
     catalogue: frozenset[str] = frozenset()
     change_rate: float = 0.0051
     removal_rate: float = 0.0
+    tls_cert: str | None = None
+    tls_key: str | None = None
 
     def __post_init__(self) -> None:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key: give both (HTTPS) or neither (HTTP)")
         unknown = sorted(set(self.faults) - set(ALL_FAULTS))
         if unknown:
             raise ValueError(f"faults: unknown kinds {unknown}; allowed: {', '.join(ALL_FAULTS)}")
@@ -232,12 +244,11 @@ class Emulator:
         app.router.add_get("/3/movie/changes", self._changes)  # before /movie/{imdb_id}
         app.router.add_get("/3/movie/{imdb_id}", self._movie)
         app.router.add_get("/3/find/{imdb_id}", self._find)
+        app.router.add_get("/3/configuration", self._configuration)
         # Counters for tests and benchmarks that run the emulator in another process.
         app.router.add_get("/_emulator/stats", self._stats)
-        # Also without the version segment, for a --tmdb-url given without "/3".
-        app.router.add_get("/movie/changes", self._changes)
-        app.router.add_get("/movie/{imdb_id}", self._movie)
-        app.router.add_get("/find/{imdb_id}", self._find)
+        # Every other path is TMDB's 404 (code 34), as TMDB answers it: a --tmdb-url with a
+        # wrong path (no "/3", "/4") must look as wrong here as it does there.
         app.router.add_route("*", "/{tail:.*}", self._unknown)
         # handler_cancellation: a client that gives up on a stall cancels the handler, so
         # nothing lingers until shutdown.
@@ -246,13 +257,23 @@ class Emulator:
         )
         await runner.setup()
         try:
-            site = web.TCPSite(runner, self.config.host, self.config.port)
+            site = web.TCPSite(
+                runner, self.config.host, self.config.port, ssl_context=self._ssl_context()
+            )
             await site.start()
         except BaseException:
             await runner.cleanup()
             raise
         self._runner = runner
         self._port = int(runner.addresses[0][1])
+
+    def _ssl_context(self) -> ssl.SSLContext | None:
+        cfg = self.config
+        if cfg.tls_cert is None or cfg.tls_key is None:
+            return None
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(cfg.tls_cert, cfg.tls_key)
+        return context
 
     async def stop(self) -> None:
         """Stop serving and close every connection; safe to call twice."""
@@ -282,9 +303,14 @@ class Emulator:
         return self._port
 
     @property
+    def scheme(self) -> str:
+        """``https`` when serving TLS, else ``http``."""
+        return "https" if self.config.tls_cert is not None else "http"
+
+    @property
     def url(self) -> str:
-        """The API base URL, like ``http://127.0.0.1:PORT/3``."""
-        return f"http://{self.config.host}:{self.port}/3"
+        """The API base URL, like ``http://127.0.0.1:PORT/3`` (``https://`` with TLS)."""
+        return f"{self.scheme}://{self.config.host}:{self.port}/3"
 
     @property
     def today(self) -> dt.date:
@@ -333,6 +359,9 @@ class Emulator:
 
     async def _changes(self, request: web.Request) -> web.StreamResponse:
         return await self._track(request, "changes", None)
+
+    async def _configuration(self, request: web.Request) -> web.StreamResponse:
+        return await self._track(request, "configuration", None)
 
     async def _stats(self, request: web.Request) -> web.StreamResponse:
         stats = self.stats
@@ -403,7 +432,9 @@ class Emulator:
 
         if imdb_id is not None and self._broken(imdb_id):
             return self._respond(500, _error_body(11))
-        fault = self._fault(key)
+        # No faults on a run's first request (configuration): a benchmark of bad days
+        # should not end before it began.
+        fault = self._fault(key) if route != "configuration" else None
         if fault is not None:
             self.stats.faults[fault] += 1
         if cfg.latency_ms > 0:
@@ -492,6 +523,8 @@ class Emulator:
     def _normal(self, request: web.Request, route: str, imdb_id: str | None) -> tuple[int, bytes]:
         """The status and body a healthy TMDB would send."""
         seed = self.config.seed
+        if route == "configuration":
+            return 200, configuration_bytes()
         if route == "find":
             if request.query.get("external_source") != "imdb_id":
                 return 422, _error_body(5)

@@ -13,14 +13,21 @@ given to :meth:`TmdbClient.fetch`.
 deadline came first). What each answer means is :func:`~tmdb_ingest.fetch.outcomes.classify`'s
 to say. A 401 raises :class:`~tmdb_ingest.errors.AuthError`.
 
-:meth:`TmdbClient.check` is the run's first request, sent alone: it raises ``AuthError``
-for a rejected key (one request, not one per worker) and
-:class:`~tmdb_ingest.errors.TmdbUnreachable` when nothing that answers is TMDB
-(connection refused, timeouts, foreign 404s), within seconds.
+:meth:`TmdbClient.check` is the run's first request, sent alone before any id:
+``GET {base_url}/configuration`` must be a 200 JSON object with ``images``, which TMDB's
+v3 API sends for any valid key. It raises ``AuthError`` for a rejected key (one request,
+not one per worker) and :class:`~tmdb_ingest.errors.TmdbUnreachable` for anything else:
+a wrong path (TMDB's own 404 for an unknown path), nothing answering, a certificate that
+does not verify, a proxy that refuses; within seconds.
+
+The network is the platform's (:mod:`tmdb_ingest.fetch.network`): the proxy that
+``HTTPS_PROXY``/``HTTP_PROXY``/``NO_PROXY`` name, and the trust store OpenSSL finds when the
+session is made (``SSL_CERT_FILE``, ``SSL_CERT_DIR``).
 
 Secrets: the key is sent as the ``api_key`` query parameter, the token as a Bearer header;
 neither appears in a reason, an exception message or a log line (reasons are built from
-status codes and exception type names only, never from URLs).
+status codes, exception type names, OpenSSL's words and host:port, never from a URL's
+query or a proxy's credentials).
 """
 
 from __future__ import annotations
@@ -32,10 +39,12 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import aiohttp
+import orjson
 
 from tmdb_ingest.config.options import default
 from tmdb_ingest.config.values import require_credentials
 from tmdb_ingest.errors import TmdbUnreachable
+from tmdb_ingest.fetch.network import Proxy, describe_client_error, proxy_for, ssl_context
 from tmdb_ingest.fetch.outcomes import (
     FetchResult,
     Outcome,
@@ -72,6 +81,16 @@ _CHECK_POLICY_ATTEMPTS = 3
 _CHECK_POLICY_BACKOFF = 0.5
 
 
+class _Hopeless(Retryable):
+    """A certificate that does not verify, a proxy that wants credentials: no retry gets
+    past it. Mid-run it is retried like any error; the first request stops the run at
+    once on it, saying what to check (``hint``)."""
+
+    def __init__(self, reason: str, hint: str) -> None:
+        super().__init__(reason, foreign=True)
+        self.hint = hint
+
+
 class _NotSent(Exception):
     """The client stopped sending (:meth:`TmdbClient.stop_sending`) before this attempt."""
 
@@ -81,7 +100,9 @@ class TmdbClient:
 
     Use as ``async with TmdbClient(url, api_key=...) as client`` (or
     :meth:`from_settings`). ``session`` and ``limiter`` can be injected; an injected
-    session is not closed by the client. At most ``concurrency`` requests are in flight.
+    session is not closed by the client and brings its own proxy and TLS settings (an
+    own session takes them from the environment, see :mod:`tmdb_ingest.fetch.network`).
+    At most ``concurrency`` requests are in flight.
     """
 
     def __init__(
@@ -105,6 +126,7 @@ class TmdbClient:
         self.concurrency = concurrency
         self._session = session
         self._own_session = session is None
+        self.proxy: Proxy | None = None  # the platform's proxy for base_url, once entered
         self._slots = asyncio.Semaphore(concurrency)
         self._rng = rng or random.Random()
         self.stats = RequestStats()
@@ -148,7 +170,14 @@ class TmdbClient:
     async def __aenter__(self) -> TmdbClient:
         if self._session is None:
             p = self.policy
-            connector = aiohttp.TCPConnector(limit=self.concurrency, ttl_dns_cache=300)
+            # The environment when the run starts decides the proxy and the trust store
+            # (an injected session brings its own).
+            self.proxy = proxy_for(self.base_url)
+            connector = aiohttp.TCPConnector(
+                limit=self.concurrency,
+                ttl_dns_cache=300,
+                ssl=ssl_context() if self.base_url.startswith("https:") else True,
+            )
             # No `total` timeout: it would count the wait for a pool slot. Connect and read
             # inactivity are bounded here; the whole attempt is bounded in `_attempt`.
             timeout = aiohttp.ClientTimeout(
@@ -211,6 +240,15 @@ class TmdbClient:
     # -- one attempt ----------------------------------------------------------------------
 
     async def _attempt(self, imdb_id: str, url: str) -> FetchResult:
+        status, body = await self._send(url)
+        if tmdb_code(body) is not None:
+            self.tmdb_seen = True
+        result = classify(imdb_id, status, body)
+        self.tmdb_seen = True  # a movie or TMDB's own 404: TMDB answered
+        return result
+
+    async def _send(self, url: str) -> tuple[int, bytes]:
+        """One request within the limits (a slot, a limiter grant), counted; a 429 raises."""
         async with self._slots:
             sent_at = await self._slot()
             stats = self.stats
@@ -233,11 +271,7 @@ class TmdbClient:
             self.limiter.on_throttle(sent_at, retry_in)
             raise throttled(body)
         self.limiter.on_answer(sent_at)
-        if tmdb_code(body) is not None:
-            self.tmdb_seen = True
-        result = classify(imdb_id, status, body)
-        self.tmdb_seen = True  # a movie or TMDB's own 404: TMDB answered
-        return result
+        return status, body
 
     async def _request(self, url: str) -> tuple[int, bytes, float | None]:
         assert self._session is not None, "use `async with TmdbClient(...)`"
@@ -245,7 +279,13 @@ class TmdbClient:
             # The slot is ours, so this bounds the request itself, not a queue wait.
             async with (
                 asyncio.timeout(self.policy.attempt_timeout),
-                self._session.get(url, params=self._params, headers=self._headers) as resp,
+                self._session.get(
+                    url,
+                    params=self._params,
+                    headers=self._headers,
+                    proxy=self.proxy.url if self.proxy else None,
+                    proxy_headers=self.proxy.headers if self.proxy else None,
+                ) as resp,
             ):
                 body = await resp.read()
                 return resp.status, body, retry_after(resp.headers.get("Retry-After"))
@@ -255,6 +295,19 @@ class TmdbClient:
             raise Retryable("truncated body") from None
         except aiohttp.ServerDisconnectedError:
             raise Retryable("connection closed by server") from None
+        except (
+            aiohttp.ClientConnectorCertificateError,
+            aiohttp.ClientConnectorSSLError,
+            aiohttp.ClientProxyConnectionError,
+            aiohttp.ClientHttpProxyError,
+        ) as exc:
+            reason, hint = describe_client_error(exc, self.proxy) or (type(exc).__name__, "")
+            # A refused or failing (5xx) proxy may come back; a certificate will not verify
+            # on a second try, nor will a proxy let us through without credentials.
+            retry = isinstance(exc, aiohttp.ClientProxyConnectionError) or (
+                isinstance(exc, aiohttp.ClientHttpProxyError) and exc.status >= 500
+            )
+            raise (Retryable(reason, foreign=True) if retry else _Hopeless(reason, hint)) from None
         except aiohttp.ClientConnectionError as exc:
             raise Retryable(f"connection error ({type(exc).__name__})", foreign=True) from None
         except aiohttp.ClientError as exc:
@@ -283,31 +336,119 @@ class TmdbClient:
         finally:
             self.stats.retries += max(0, tries.attempts - 1)
 
-    async def check(self, imdb_id: str, *, retry_until: float | None = None) -> FetchResult | None:
-        """The run's first request, sent alone: is TMDB there, and does it take the key?
+    async def check(self, *, retry_until: float | None = None) -> bool:
+        """Before any id: prove that ``base_url`` is TMDB's v3 API and takes the credentials.
 
-        Tries ``imdb_id`` a few times quickly. Raises :class:`AuthError` when the key is
-        rejected, and :class:`TmdbUnreachable` when no answer came from TMDB (connection
-        errors, timeouts, 404s without TMDB's body). Returns the id's result when it is
-        final (fetched or not found), else None: the id then goes through the normal
-        retries with the others.
+        Sends ``GET {base_url}/configuration`` alone, through the limiter (it counts in
+        :attr:`stats`), and wants a 200 JSON object with ``images``, which TMDB sends for
+        any valid key. Connection errors, timeouts, 5xx and 429 are tried again: a few
+        quick tries while nothing shows that TMDB answered, the policy's attempts once
+        TMDB's own error body came back (an outage, not a wrong URL). Returns True when
+        proven, False when ``retry_until`` (on the loop's clock) or :meth:`stop_sending`
+        came first. Raises :class:`AuthError` on 401 and :class:`TmdbUnreachable` for any
+        other answer: one line naming the URL (no query), the proxy if one is used, and
+        what answered.
         """
+        url = f"{self.base_url}/configuration"
+        loop = asyncio.get_running_loop()
         quick = replace(
             self.policy,
             max_attempts=_CHECK_POLICY_ATTEMPTS,
             backoff_initial=_CHECK_POLICY_BACKOFF,
             backoff_max=2 * _CHECK_POLICY_BACKOFF,
         )
-        result = await self.fetch(imdb_id, retry_until=retry_until, policy=quick)
-        if result.outcome in (Outcome.FETCHED, Outcome.NOT_FOUND):
-            return result
-        if not self.tmdb_seen and result.outcome is Outcome.FAILED:
-            raise TmdbUnreachable(
-                f"TMDB did not answer at {_safe_url(self.base_url)}: {result.reason} "
-                f"({result.attempts} attempts); check --tmdb-url, the network "
-                "(a route to the internet, a NAT gateway) and any proxy"
+        errors = throttles = 0
+        waited = 0.0
+        while True:
+            if retry_until is not None and loop.time() >= retry_until:
+                return False
+            try:
+                status, body = await self._send(url)
+                problem = self._configuration_problem(status, body)
+            except _NotSent:
+                return False  # a stop came first: nothing proven, nothing wrong
+            except Retryable as exc:
+                if isinstance(exc, _Hopeless):
+                    where = self._where(via=not exc.reason.startswith("the proxy"))
+                    raise TmdbUnreachable(
+                        f"{exc.reason}, on the way to {where}; check {exc.hint}"
+                    ) from None
+                last = exc
+            else:
+                if problem is None:
+                    self.tmdb_seen = True
+                    return True
+                raise TmdbUnreachable(
+                    f"{problem}: not TMDB's v3 API at {self._where()} (check --tmdb-url)"
+                )
+            if last.throttled:
+                throttles += 1
+            else:
+                errors += 1
+            policy = self.policy if self.tmdb_seen else quick
+            wait = (
+                self._rng.uniform(0.0, 0.2) if last.throttled else policy.backoff(errors, self._rng)
             )
-        return None
+            if (
+                errors >= policy.max_attempts
+                or throttles >= policy.max_throttled
+                or (not last.throttled and waited + wait > policy.max_retry_wait)
+            ):
+                raise self._gave_up(last, errors + throttles)
+            if retry_until is not None and loop.time() + wait > retry_until:
+                return False
+            waited += 0.0 if last.throttled else wait
+            await asyncio.sleep(wait)
+
+    def _configuration_problem(self, status: int, body: bytes) -> str | None:
+        """None when the answer is TMDB's configuration, else what answered instead.
+
+        Raises :class:`AuthError` on 401 and :class:`Retryable` for what may pass (5xx, 408).
+        """
+        code = tmdb_code(body)
+        if code is not None:
+            self.tmdb_seen = True
+        if status == 200:
+            try:
+                data = orjson.loads(body)
+            except orjson.JSONDecodeError:
+                return "200 with a body that is not JSON"
+            if not isinstance(data, dict) or not isinstance(data.get("images"), dict):
+                return "200 without TMDB's `images`"
+            return None
+        suffix = f" with TMDB's code {code}" if code is not None else ""
+        if status == 401:
+            classify("configuration", status, body)  # raises AuthError: TMDB's code, no key
+        if status >= 500 or status == 408:
+            raise Retryable(f"HTTP {status}{suffix}", foreign=code is None)
+        if status == 407 and self.proxy is not None:
+            raise _Hopeless(
+                f"the proxy {self.proxy.name} answered HTTP 407 (credentials wanted)",
+                f"{self.proxy.variable} and NO_PROXY",
+            )
+        if status == 404 and code is None:
+            return "404 that is not TMDB's"
+        return f"{status}{suffix}"
+
+    def _where(self, *, via: bool = True) -> str:
+        """The URL as a message may show it, and the proxy in between, if any."""
+        proxy = self.proxy if via else None
+        via_text = f" through the proxy {proxy.name}" if proxy is not None else ""
+        return f"{_safe_url(self.base_url)}{via_text}"
+
+    def _gave_up(self, last: Retryable, attempts: int) -> TmdbUnreachable:
+        proxy = self.proxy
+        proxy_hint = f"{proxy.variable}, NO_PROXY" if proxy else "any proxy (HTTPS_PROXY)"
+        if last.foreign:
+            return TmdbUnreachable(
+                f"TMDB did not answer at {self._where(via=not last.reason.startswith('the proxy'))}"
+                f": {last.reason} ({attempts} attempts); check --tmdb-url, the network (a route "
+                f"to the internet, a NAT gateway) and {proxy_hint}"
+            )
+        return TmdbUnreachable(
+            f"TMDB at {self._where()} kept answering {last.reason} ({attempts} attempts) "
+            "to the first request; try again later"
+        )
 
 
 def _safe_url(url: str) -> str:
