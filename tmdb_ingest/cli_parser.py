@@ -15,6 +15,7 @@ from typing import Any
 
 from tmdb_ingest.config.credentials import SECRET_VARIABLES
 from tmdb_ingest.config.settings import OPTIONS, Option
+from tmdb_ingest.fetch.network import NETWORK_DOC
 
 __all__ = ["DESCRIPTION", "EXIT_CODES", "build_parser", "configuration_markdown", "flags_given"]
 
@@ -274,6 +275,7 @@ def configuration_markdown() -> str:
         "|---|---|",
     ]
     lines += [f"| `{name}` | {text} |" for name, text in SECRET_VARIABLES.items()]
+    lines += ["", *NETWORK_DOC]
     lines += ["", "## Exit codes of `tmdb-ingest run`", "", "| code | meaning |", "|---|---|"]
     lines += [f"| {code} | {meaning} |" for code, meaning in EXIT_CODES]
     return "\n".join(lines) + "\n"

@@ -17,14 +17,17 @@ that name the certificate's problem or the proxy (``host:port``, never its crede
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 import os
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+from urllib.parse import unquote, urlsplit
 
-import aiohttp
-from yarl import URL
+if TYPE_CHECKING:  # imported where used: docs/configuration.md's renderer (the CLI's
+    import aiohttp  # --help) reads NETWORK_DOC and must stay light
 
 __all__ = ["NETWORK_DOC", "Proxy", "describe_client_error", "proxy_for", "ssl_context"]
 
@@ -40,8 +43,11 @@ class Proxy:
     @property
     def name(self) -> str:
         """``host:port (from HTTPS_PROXY)``: safe in a message (no credentials)."""
-        url = URL(self.url)
-        return f"{url.host}:{url.port} (from {self.variable})"
+        url = urlsplit(self.url)
+        return f"{url.hostname}:{url.port or _DEFAULT_PORTS[url.scheme]} (from {self.variable})"
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def _variable(environ: Mapping[str, str], name: str) -> tuple[str, str] | None:
@@ -99,23 +105,25 @@ def proxy_for(url: str, environ: Mapping[str, str] | None = None) -> Proxy | Non
     becomes a ``Proxy-Authorization`` header and is dropped from :attr:`Proxy.url`.
     """
     env = os.environ if environ is None else environ
-    target = URL(url)
-    if target.scheme not in ("http", "https") or not target.host:
+    target = urlsplit(url)
+    if target.scheme not in _DEFAULT_PORTS or not target.hostname:
         return None
     found = _variable(env, f"{target.scheme}_proxy")
     if found is None:
         return None
     no_proxy = _variable(env, "no_proxy")
-    if no_proxy is not None and _bypassed(target.host, target.explicit_port or target.port,
-                                          no_proxy[0]):  # fmt: skip
+    port = target.port or _DEFAULT_PORTS[target.scheme]
+    if no_proxy is not None and _bypassed(target.hostname, port, no_proxy[0]):
         return None
     value, variable = found
-    proxy = URL(value if "://" in value else f"http://{value}")
+    proxy = urlsplit(value if "://" in value else f"http://{value}")
     headers: dict[str, str] = {}
-    if proxy.user is not None:
-        auth = aiohttp.BasicAuth(proxy.user, proxy.password or "")
-        headers["Proxy-Authorization"] = auth.encode()
-    return Proxy(str(proxy.with_user(None).with_password(None)), variable, headers)
+    if proxy.username is not None:
+        user, password = unquote(proxy.username), unquote(proxy.password or "")
+        token = base64.b64encode(f"{user}:{password}".encode()).decode()
+        headers["Proxy-Authorization"] = f"Basic {token}"
+    netloc = proxy.netloc.rpartition("@")[2]
+    return Proxy(f"{proxy.scheme}://{netloc}", variable, headers)
 
 
 def ssl_context() -> ssl.SSLContext:
@@ -133,6 +141,8 @@ def describe_client_error(exc: aiohttp.ClientError, proxy: Proxy | None) -> tupl
     Never holds a URL's query or a proxy's credentials: only host:port, status codes and
     OpenSSL's own words.
     """
+    import aiohttp
+
     proxy_hint = f"{proxy.variable} and NO_PROXY" if proxy is not None else "HTTPS_PROXY"
     if isinstance(exc, aiohttp.ClientConnectorCertificateError):
         cert = exc.certificate_error
