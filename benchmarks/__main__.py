@@ -3,7 +3,7 @@
 Each benchmark runs ours side by side with its baselines in the same run, on this
 machine. ``--quick`` runs small sizes (a smoke test of the benchmarks themselves; its
 numbers are not the documented ones). Sizes can also be set with ``BENCH_THROUGHPUT_N``,
-``BENCH_SEQUENTIAL_N``, ``BENCH_MEMORY_N`` and ``BENCH_MEMORY_NAIVE=0``.
+``BENCH_SEQUENTIAL_N``, ``BENCH_MEMORY_N``, ``BENCH_MEMORY_NAIVE=0`` and ``BENCH_TLS_N``.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from benchmarks import (
     bench_resume,
     bench_selection,
     bench_throughput,
+    bench_tls,
 )
 from benchmarks._common import machine_lines
 
@@ -38,6 +39,7 @@ BENCHMARKS = (
     "bad_days",
     "lambda",
     "refresh",
+    "tls",
 )
 
 
@@ -83,6 +85,8 @@ def main(argv: list[str] | None = None) -> int:
         bench_lambda.run(sections, timeout=60 if args.quick else None)
     if "refresh" in only:
         bench_refresh.run(sections)
+    if "tls" in only:
+        bench_tls.run(sections, n=200 if args.quick else None)
     took = time.perf_counter() - started
 
     page = [
