@@ -8,6 +8,7 @@ subprocess with ``SSL_CERT_FILE`` in its environment, as a user would run it.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import signal
@@ -28,6 +29,7 @@ from tests.tls_certs import TlsFiles, make_tls_files
 from tmdb_ingest.api import ingest
 from tmdb_ingest.cli import main
 from tmdb_ingest.config.settings import Settings
+from tmdb_ingest.emulator import cli as emulator_cli
 from tmdb_ingest.emulator.sample import generate_movies_csv
 from tmdb_ingest.emulator.server import Emulator, EmulatorConfig, EmulatorThread
 from tmdb_ingest.errors import TmdbUnreachable
@@ -158,6 +160,21 @@ def test_emulate_serves_https_with_tls_cert_and_key(tls: TlsFiles) -> None:
             proc.communicate()
     assert proc.returncode == 0, err
     assert "requests: 1 (200: 1)" in out
+
+
+def test_emulate_refuses_half_a_tls_pair_or_a_missing_file(
+    tls: TlsFiles, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--tls-cert without --tls-key, or a file that is not there: exit 2, one line."""
+    parser = argparse.ArgumentParser()
+    emulator_cli.add_arguments(parser)
+    half = parser.parse_args(["--port", "0", "--tls-cert", str(tls.server_cert)])
+    assert emulator_cli.run(half) == 2
+    assert "give both" in capsys.readouterr().err
+    missing = str(tmp_path / "nope.pem")
+    gone = parser.parse_args(["--port", "0", "--tls-cert", missing, "--tls-key", missing])
+    assert emulator_cli.run(gone) == 2
+    assert f"cannot load --tls-cert {missing}" in capsys.readouterr().err
 
 
 def test_a_whole_run_over_https_with_the_private_ca_in_ssl_cert_file(
