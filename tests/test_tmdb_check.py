@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import re
 
 import aiohttp
@@ -116,3 +117,16 @@ def test_the_emulators_configuration_is_tmdbs_own_example() -> None:
     assert isinstance(body["images"], dict)
     assert body["images"]["secure_base_url"] == "https://image.tmdb.org/t/p/"
     assert "budget" in body["change_keys"]
+
+
+async def test_tmdb_down_stops_within_the_policys_retry_wait() -> None:
+    """The backoff budget (max_retry_wait) bounds the check too, not only the attempts."""
+    conf = settings(max_attempts=50, backoff_initial=0.01, backoff_max=0.01, max_retry_wait=0.03)
+    with aioresponses() as mock:
+        for _ in range(50):
+            mock.get(CONFIGURATION, status=503, body=error(46))
+        async with TmdbClient.from_settings(conf, rng=random.Random(1)) as client:
+            with pytest.raises(TmdbUnreachable, match="kept answering HTTP 503"):
+                await client.check()
+            # Waits of 5 to 10 ms: at most 7 fit in 30 ms, so far fewer than 50 attempts.
+            assert 4 <= client.stats.requests <= 8
