@@ -55,7 +55,10 @@ class _Response:
 
     def __init__(self, url: str) -> None:
         self.headers: dict[str, str] = {}
-        self._body = orjson.dumps({"id": 1, "imdb_id": url.rsplit("/", 1)[-1]})
+        last = url.rsplit("/", 1)[-1]
+        # The run's first request proves the URL: TMDB's configuration has `images`.
+        body = {"images": {}} if last == "configuration" else {"id": 1, "imdb_id": last}
+        self._body = orjson.dumps(body)
 
     async def read(self) -> bytes:
         return self._body
@@ -143,7 +146,8 @@ def test_a_stop_during_a_run_sends_nothing_new_and_the_log_names_it(
         assert max(limiter.grants) <= asked[0]
         assert max(session.sent) <= asked[0]
         assert summary.requests == len(session.sent) == len(limiter.grants)
-        assert summary.fetched == len(session.sent) - 1  # all but the hung one landed
+        # all but the first request (GET /configuration) and the hung one landed
+        assert summary.fetched == len(session.sent) - 2
         # the hung one is cancelled after the in-flight reserve (which the pool measures
         # from a worker's start, slot wait included: here about 4 s), not its own timeout
         assert loop.time() - asked[0] < 5.0

@@ -130,3 +130,12 @@ async def test_tmdb_down_stops_within_the_policys_retry_wait() -> None:
                 await client.check()
             # Waits of 5 to 10 ms: at most 7 fit in 30 ms, so far fewer than 50 attempts.
             assert 4 <= client.stats.requests <= 8
+
+
+async def test_a_stop_before_the_check_sends_nothing_and_proves_nothing() -> None:
+    """stop_sending() first (a signal, a lost lease): False, no request, no error."""
+    with aioresponses():
+        async with TmdbClient.from_settings(settings()) as client:
+            client.stop_sending()
+            assert await client.check() is False
+            assert client.stats.requests == 0
