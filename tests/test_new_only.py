@@ -39,7 +39,7 @@ async def test_new_only_fetches_only_what_no_run_landed(
     summary = await ingest([*old, *new], settings(emu.url, tmp_path), new_only=True)
     assert summary.done
     assert (summary.new, summary.skipped, summary.fetched) == (30, 100, 30)
-    assert emu.stats.requests == 30  # the new ones, nothing else
+    assert emu.stats.requests == 1 + 30  # GET /configuration, then the new ones, nothing else
     assert set(emu.stats.by_id) == set(new)
     assert json.loads(summary.to_json())["new"] == 30
     read_dir(tmp_path).assert_exactly_once([*old, *new])

@@ -91,7 +91,7 @@ async def test_a_refresh_fetches_each_changed_movie_of_the_lake_once(
     assert emu.stats.by_route["movie"] == len(expected)  # each once, nothing else
     assert set(emu.stats.by_id) == expected
     assert emu.stats.by_route["changes"] == first.pages
-    assert first.requests == first.pages + len(expected)
+    assert first.requests == first.pages + 1 + len(expected)  # pages, GET /configuration, movies
     assert (await read_bookmark(LocalSink(tmp_path), KEYS) or {})["until"] == str(day3)
 
     # the same day again: nothing new to read, no request at all
