@@ -91,7 +91,8 @@ async def test_a_refresh_fetches_each_changed_movie_of_the_lake_once(
     assert emu.stats.by_route["movie"] == len(expected)  # each once, nothing else
     assert set(emu.stats.by_id) == expected
     assert emu.stats.by_route["changes"] == first.pages
-    assert first.requests == first.pages + 1 + len(expected)  # pages, GET /configuration, movies
+    # GET /configuration before the change list and before the movies, the pages, the movies
+    assert first.requests == 2 + first.pages + len(expected)
     assert (await read_bookmark(LocalSink(tmp_path), KEYS) or {})["until"] == str(day3)
 
     # the same day again: nothing new to read, no request at all
@@ -163,4 +164,24 @@ async def test_a_window_tmdb_refuses_is_a_clear_error_and_the_bookmark_stays(
         await refresh(settings(emu.url, tmp_path), today=DAY0 + dt.timedelta(days=30))
     assert raised.value.summary is not None
     assert emu.stats.by_route["changes"] == 1
+    assert await read_bookmark(LocalSink(tmp_path), KEYS) is None
+
+
+async def test_a_wrong_path_is_fatal_before_the_change_list_and_the_bookmark_stays(
+    emulator_factory: EmulatorFactory, tmp_path: Path
+) -> None:
+    """A --tmdb-url that is not TMDB's v3 API (TMDB's 404 for every unknown path) stops the
+    refresh on its first request, naming the URL; no page is read, the bookmark stays."""
+    from tmdb_ingest.errors import TmdbUnreachable
+
+    emu = await emulator_factory(config())
+    await ingest(LAKE, settings(emu.url, tmp_path), today=DAY0)
+    emu.reset_stats()
+    wrong = emu.url.removesuffix("/3") + "/4"
+    with pytest.raises(TmdbUnreachable, match=r"not TMDB's v3 API at http://\S+/4") as raised:
+        await refresh(settings(wrong, tmp_path), today=DAY0 + dt.timedelta(days=3))
+    assert raised.value.summary is not None
+    assert not raised.value.summary.done
+    assert emu.stats.by_route.get("changes", 0) == 0
+    assert emu.stats.requests == 1
     assert await read_bookmark(LocalSink(tmp_path), KEYS) is None

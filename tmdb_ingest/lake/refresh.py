@@ -256,6 +256,9 @@ class _Refresh:
             return await self._finish(summary, None, until)
         async with client:
             try:
+                # Before the change list, as before any id: the URL is proven TMDB's v3 API.
+                if not await client.check(retry_until=deadline.stop_taking_at):
+                    raise ChangeListStopped
                 changes = await read_changes(
                     client, since, until, retry_until=deadline.stop_taking_at
                 )
