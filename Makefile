@@ -29,7 +29,7 @@ demo-chain: $(STAMP)
 	$(BIN)/python examples/lambda_chain_demo.py
 
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2
 
 lint: $(STAMP)
 	$(BIN)/ruff check tmdb_ingest tests examples benchmarks
