@@ -347,16 +347,7 @@ async def _resolve_derived(
     run_id = derive_run_id(selection.ids, settings, day)
     if found is None or found.run_id != run_id:
         found = await find_run(sink, lake, run_id)
-    return RunSelection(
-        ids=selection.ids,
-        run_id=run_id,
-        source=source,
-        resumed=False,
-        rows=selection.rows,
-        invalid_ids=selection.invalid_ids,
-        found=found,
-        _pending=_Pending(found.lake.selection_key(run_id), run_id, identity, parameters, index),
-    )
+    return _read_now(selection, source, found, identity, parameters, index)
 
 
 async def _resolve_explicit(
@@ -386,16 +377,7 @@ async def _resolve_explicit(
         )
     # Nothing saved yet, or the same ids from a re-written or moved file: save (again), so
     # that the next invocation of this run needs no CSV.
-    return RunSelection(
-        ids=selection.ids,
-        run_id=run_id,
-        source=source,
-        resumed=False,
-        rows=selection.rows,
-        invalid_ids=selection.invalid_ids,
-        found=found,
-        _pending=_Pending(found.lake.selection_key(run_id), run_id, identity, parameters, None),
-    )
+    return _read_now(selection, source, found, identity, parameters, None)
 
 
 def _s3_client_of(sink: Sink, settings: Settings) -> Any:
@@ -412,6 +394,29 @@ def _s3_client_of(sink: Sink, settings: Settings) -> Any:
 def _describe(parameters: dict[str, Any]) -> str:
     genres = ",".join(parameters.get("genres", []))
     return f"--genres {genres} --votes-above {parameters.get('votes_above')}"
+
+
+def _read_now(
+    selection: Selection,
+    source: str,
+    found: FoundRun,
+    identity: InputIdentity,
+    parameters: dict[str, Any],
+    index_key: str | None,
+) -> RunSelection:
+    """The selection just read from the CSV, to be saved under ``found``'s lease."""
+    run_id = found.run_id
+    pending = _Pending(found.lake.selection_key(run_id), run_id, identity, parameters, index_key)
+    return RunSelection(
+        ids=selection.ids,
+        run_id=run_id,
+        source=source,
+        resumed=False,
+        rows=selection.rows,
+        invalid_ids=selection.invalid_ids,
+        found=found,
+        _pending=pending,
+    )
 
 
 async def _read_csv(source: str, settings: Settings) -> Selection:
